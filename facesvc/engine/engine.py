@@ -1,0 +1,313 @@
+"""The recognition engine: one instance per process, shared by every RPC.
+
+decode -> size check -> detect -> choose the face -> quality -> liveness -> align
+and embed -> compare. Models are loaded and warmed up once (`load`); after that
+every method is thread-safe.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesvc.config import Settings
+from facesvc.engine import decode, matching, quality
+from facesvc.engine.detectors import FaceDetector, create_detector
+from facesvc.engine.liveness import LivenessLimits, run_checks
+from facesvc.engine.models import FaceRecognizer, create_recognizer
+from facesvc.engine.selection import MultiFaceRule, choose_face
+from facesvc.engine.types import (
+    AnalysedFace,
+    Detection,
+    EngineInfo,
+    Enrollment,
+    FaceSelection,
+    FloatArray,
+    Identification,
+    IdentityMatch,
+    Image,
+    StoredEmbedding,
+    Verification,
+)
+from facesvc.errors import (
+    EmbeddingInvalidError,
+    EmbeddingModelMismatchError,
+    EngineNotReadyError,
+    FaceTooSmallError,
+    LivenessFailedError,
+    LowQualityError,
+    NoFaceError,
+)
+
+log = logging.getLogger("facesvc.engine")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One gallery entry for Identify."""
+
+    id: str
+    embedding: StoredEmbedding
+
+
+class FaceEngine:
+    """Loads the configured detector and model once, then serves many requests."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._detector: FaceDetector | None = None
+        self._recognizer: FaceRecognizer | None = None
+        self._ready = threading.Event()
+        self._rule = MultiFaceRule(
+            settings.multi_face_size_ratio,
+            settings.multi_face_min_confidence,
+            settings.multi_face_sharpness_ratio,
+        )
+        self._liveness = LivenessLimits(
+            settings.liveness_min_sharpness,
+            settings.liveness_min_brightness,
+            settings.liveness_max_brightness,
+            settings.min_face_size,
+        )
+        self.load_seconds: float | None = None
+
+    # ---- lifecycle -------------------------------------------------------------
+
+    def load(self, warmup_image: Image | None = None) -> None:
+        """Load the models and run one real inference; raises ModelUnavailableError when a
+        model cannot be had (the server then refuses to start)."""
+        started = time.perf_counter()
+        self._detector = create_detector(
+            self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence
+        )
+        self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir)
+        self._warm_up(warmup_image)
+        self.load_seconds = time.perf_counter() - started
+        self._ready.set()
+        log.info(
+            "engine ready",
+            extra={"model": self._recognizer.name, "detector": self._detector.name, "load_seconds": round(self.load_seconds, 3)},
+        )
+
+    def _warm_up(self, image: Image | None) -> None:
+        """One detection and one embedding, so the first caller pays no lazy initialisation."""
+        assert self._detector is not None and self._recognizer is not None
+        if image is None:
+            image = np.full((480, 640, 3), 127, dtype=np.uint8)
+        detections = self._detector.detect(image)
+        if detections:
+            detection = detections[0]
+        else:
+            # No face in a blank frame: embed a synthetic box anyway, to run the network.
+            from facesvc.engine.detectors import landmarks_in_box
+            from facesvc.engine.types import Box
+
+            box = Box(220, 140, 200, 200)
+            detection = Detection(box, 1.0, landmarks_in_box(box))
+        embedding = self._recognizer.embed(image, detection)
+        if embedding.shape != (self._recognizer.dimension,) or not np.all(np.isfinite(embedding)):
+            raise RuntimeError(f"warm-up embedding has shape {embedding.shape} or non-finite values")
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def info(self) -> EngineInfo:
+        recognizer = self._recognizer
+        return EngineInfo(
+            model=recognizer.name if recognizer else self.settings.model,
+            detector=self._detector.name if self._detector else self.settings.detector,
+            embedding_dim=recognizer.dimension if recognizer else 0,
+            threshold=self.default_threshold,
+            distance_metric=recognizer.metric if recognizer else "",
+        )
+
+    @property
+    def default_threshold(self) -> float:
+        if self.settings.verification_threshold is not None:
+            return self.settings.verification_threshold
+        return self._recognizer.default_threshold if self._recognizer else 0.0
+
+    def _models(self) -> tuple[FaceDetector, FaceRecognizer]:
+        if not self._ready.is_set() or self._detector is None or self._recognizer is None:
+            raise EngineNotReadyError("the engine is still loading its models")
+        return self._detector, self._recognizer
+
+    # ---- the pipeline -------------------------------------------------------------
+
+    def analyse(self, image_bytes: bytes, selection: FaceSelection | None = None) -> AnalysedFace:
+        """Decode, detect, choose, measure, check and embed the one face a photo is about."""
+        detector, recognizer = self._models()
+        settings = self.settings
+        header = decode.read_header(
+            image_bytes, min_size=settings.min_image_size, max_size=settings.max_image_size
+        )
+        reduction = decode.reduction_for(header, settings.detection_size)
+        pixels = decode.decode(image_bytes, header, reduction)
+        small, det_scale = decode.resize_long_side(pixels, settings.detection_size)
+        # detection-image pixels -> original pixels
+        to_original = reduction / det_scale
+        detections = [d for d in detector.detect(small) if d.confidence >= settings.detector_min_confidence]
+        if not detections:
+            raise NoFaceError("No face found in the image.", face_count=0)
+
+        sharpness_cache: dict[int, float] = {}
+
+        def sharpness_of(detection: Detection) -> float:
+            key = id(detection)
+            if key not in sharpness_cache:
+                sharpness_cache[key] = quality.laplacian_variance(quality.face_patch(small, detection.box))
+            return sharpness_cache[key]
+
+        chosen = choose_face(
+            detections,
+            selection or FaceSelection(settings.face_selection),
+            (small.shape[1], small.shape[0]),
+            self._rule,
+            sharpness_of,
+        )
+        face_px = chosen.box.size * to_original
+        if face_px < settings.min_face_size:
+            raise FaceTooSmallError(
+                f"The face is {face_px:.0f} px; it must be at least {settings.min_face_size} px.",
+                face_size=round(face_px),
+                min_face_size=settings.min_face_size,
+            )
+
+        # Measure and embed from the highest resolution at hand that the face needs:
+        # the decoded image, or the full one when libjpeg's reduction left the face small.
+        source, source_scale = pixels, float(reduction)
+        if reduction > 1 and chosen.box.size * to_original / reduction < 2 * 112:
+            source, source_scale = decode.decode(image_bytes, header, 1), 1.0
+        face = chosen.scaled(to_original / source_scale)
+        face_quality = quality.measure(source, face.box, face_px)
+        checks = run_checks(face, face_quality, face_px, self._liveness) if settings.liveness_checks else ()
+        if face_quality.score < settings.quality_threshold:
+            raise LowQualityError(
+                f"Face quality {face_quality.score:.1f} is below {settings.quality_threshold:g}; "
+                "use a sharper, better lit photo.",
+                quality_score=face_quality.score,
+                quality_threshold=settings.quality_threshold,
+                sharpness=face_quality.sharpness,
+                brightness=face_quality.brightness,
+                face_size=face_quality.face_size,
+            )
+        failed = [check for check in checks if not check.passed]
+        if failed:
+            raise LivenessFailedError(
+                "Liveness check failed: " + ", ".join(f"{c.name} ({c.detail})" for c in failed) + ".",
+                failed_checks=",".join(c.name for c in failed),
+                **{f"{c.name}_value": c.value for c in failed},
+            )
+        embedding = recognizer.embed(source, face)
+        return AnalysedFace(
+            detection=face.scaled(source_scale),
+            face_count=len(detections),
+            quality=face_quality,
+            liveness=checks,
+            embedding=embedding,
+        )
+
+    def enroll(self, image_bytes: bytes, selection: FaceSelection | None = None) -> Enrollment:
+        face = self.analyse(image_bytes, selection)
+        return Enrollment(face=face, model=self._models()[1].name)
+
+    def verify(
+        self,
+        image_bytes: bytes,
+        stored: Sequence[StoredEmbedding],
+        threshold: float | None = None,
+        selection: FaceSelection | None = None,
+    ) -> Verification:
+        _, recognizer = self._models()
+        gallery = self._gallery(stored, recognizer, what="stored_embeddings")
+        limit = self._threshold(threshold)
+        face = self.analyse(image_bytes, selection)
+        dists = matching.distances(face.embedding, gallery, recognizer.metric)
+        best = int(np.argmin(dists))
+        distance = float(dists[best])
+        return Verification(
+            face=face,
+            model=recognizer.name,
+            match=distance <= limit,
+            confidence=matching.confidence(distance, limit),
+            distance=distance,
+            threshold=limit,
+            best_template_index=best,
+        )
+
+    def identify(
+        self,
+        image_bytes: bytes,
+        candidates: Sequence[Candidate],
+        top_k: int = 1,
+        threshold: float | None = None,
+        selection: FaceSelection | None = None,
+    ) -> Identification:
+        _, recognizer = self._models()
+        if top_k < 0:
+            raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
+        for index, candidate in enumerate(candidates):
+            if not candidate.id:
+                raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
+        gallery = self._gallery([c.embedding for c in candidates], recognizer, what="candidates")
+        limit = self._threshold(threshold)
+        face = self.analyse(image_bytes, selection)
+        dists = matching.distances(face.embedding, gallery, recognizer.metric)
+        # One entry per id, scored by its closest template.
+        best: dict[str, float] = {}
+        for candidate, distance in zip(candidates, dists.tolist(), strict=True):
+            if distance < best.get(candidate.id, math.inf):
+                best[candidate.id] = distance
+        ranked = sorted(best.items(), key=lambda item: item[1])[: max(top_k, 1)]
+        matches = tuple(
+            IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
+            for identity, distance in ranked
+        )
+        return Identification(face=face, model=recognizer.name, threshold=limit, matches=matches)
+
+    # ---- validation of what the caller stored ------------------------------------
+
+    def _threshold(self, requested: float | None) -> float:
+        if requested is None:
+            return self.default_threshold
+        if not math.isfinite(requested) or requested <= 0:
+            raise EmbeddingInvalidError("threshold must be a positive finite number.", threshold=requested)
+        return float(requested)
+
+    @staticmethod
+    def _gallery(stored: Sequence[StoredEmbedding], recognizer: FaceRecognizer, what: str) -> FloatArray:
+        """Validate stored embeddings and stack them into an (N, D) matrix."""
+        if not stored:
+            raise EmbeddingInvalidError(f"{what} is empty; send at least one embedding.", count=0)
+        for index, embedding in enumerate(stored):
+            if embedding.model != recognizer.name:
+                raise EmbeddingModelMismatchError(
+                    f"{what}[{index}] was made by model {embedding.model or '(none)'!r}, but this "
+                    f"service runs {recognizer.name!r}; re-enroll with this model.",
+                    index=index,
+                    embedding_model=embedding.model or "(none)",
+                    serving_model=recognizer.name,
+                )
+            if embedding.values.shape != (recognizer.dimension,):
+                raise EmbeddingInvalidError(
+                    f"{what}[{index}] has {embedding.values.size} values; {recognizer.name} "
+                    f"embeddings have {recognizer.dimension}.",
+                    index=index,
+                    length=embedding.values.size,
+                    expected_length=recognizer.dimension,
+                )
+        matrix = np.stack([e.values for e in stored]).astype(np.float32, copy=False)
+        if not np.all(np.isfinite(matrix)):
+            row = int(np.argwhere(~np.isfinite(matrix))[0][0])
+            raise EmbeddingInvalidError(f"{what}[{row}] holds NaN or infinite values.", index=row)
+        if recognizer.metric == "cosine" and np.any(np.linalg.norm(matrix, axis=1) == 0):
+            row = int(np.argwhere(np.linalg.norm(matrix, axis=1) == 0)[0][0])
+            raise EmbeddingInvalidError(f"{what}[{row}] is all zeros.", index=row)
+        return matrix

@@ -1,0 +1,183 @@
+"""Typed values passed between the engine's stages and out to its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+Image = npt.NDArray[np.uint8]
+
+
+class FaceSelection(Enum):
+    """Which face to take when a photo shows several."""
+
+    REJECT_MULTIPLE = "reject_multiple"
+    LARGEST = "largest"
+    CENTRAL = "central"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A position in pixels."""
+
+    x: float
+    y: float
+
+    def scaled(self, factor: float) -> Point:
+        return Point(self.x * factor, self.y * factor)
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """Five facial landmarks; left and right as seen in the image."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+    def scaled(self, factor: float) -> Landmarks:
+        return Landmarks(*(p.scaled(factor) for p in self.as_tuple()))
+
+    def as_tuple(self) -> tuple[Point, Point, Point, Point, Point]:
+        return (self.left_eye, self.right_eye, self.nose, self.mouth_left, self.mouth_right)
+
+    def as_array(self) -> FloatArray:
+        return np.array([[p.x, p.y] for p in self.as_tuple()], dtype=np.float32)
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """An axis-aligned box in pixels."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    @property
+    def size(self) -> float:
+        """The shorter side: what MIN_FACE_SIZE is compared with."""
+        return min(self.width, self.height)
+
+    @property
+    def area(self) -> float:
+        return self.width * self.height
+
+    @property
+    def centre(self) -> Point:
+        return Point(self.x + self.width / 2, self.y + self.height / 2)
+
+    def scaled(self, factor: float) -> Box:
+        return Box(self.x * factor, self.y * factor, self.width * factor, self.height * factor)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One face as a detector reports it."""
+
+    box: Box
+    confidence: float
+    landmarks: Landmarks
+
+    def scaled(self, factor: float) -> Detection:
+        return Detection(self.box.scaled(factor), self.confidence, self.landmarks.scaled(factor))
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """Quality of a face, each figure 0-100."""
+
+    score: float
+    sharpness: float
+    brightness: float
+    face_size: float
+    #: Mean intensity of the face region, 0-255 (used by the liveness checks).
+    mean_intensity: float
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessCheck:
+    """The outcome of one basic liveness check."""
+
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysedFace:
+    """A face chosen in a photo, measured and embedded."""
+
+    detection: Detection  # in pixels of the original, upright image
+    face_count: int
+    quality: Quality
+    liveness: tuple[LivenessCheck, ...]
+    embedding: FloatArray
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEmbedding:
+    """An embedding the caller stored, with the model that made it."""
+
+    values: FloatArray
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """The result of Enroll."""
+
+    face: AnalysedFace
+    model: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The result of Verify."""
+
+    face: AnalysedFace
+    model: str
+    match: bool
+    confidence: float
+    distance: float
+    threshold: float
+    best_template_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMatch:
+    """One identity of a gallery, scored by its closest template."""
+
+    id: str
+    distance: float
+    confidence: float
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """The result of Identify."""
+
+    face: AnalysedFace
+    model: str
+    threshold: float
+    matches: tuple[IdentityMatch, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What the engine serves, for Health."""
+
+    model: str
+    detector: str
+    embedding_dim: int
+    threshold: float
+    distance_metric: str

@@ -1,0 +1,102 @@
+"""Domain errors: one class per rejection reason, carrying the figures that explain it.
+
+Nothing here knows about gRPC; `facesvc.rpc.status` maps each class to a status
+code. The `reason` strings are part of the public contract (ErrorInfo.reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class FaceServiceError(Exception):
+    """Base of every error a caller can cause; never raised for a bug."""
+
+    reason = "UNKNOWN"
+    #: Logged as suspicious activity (with the peer) when raised for a request.
+    suspicious = False
+
+    def __init__(self, message: str, **metadata: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: Mapping[str, str] = {key: _format(value) for key, value in metadata.items()}
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+class ImageUndecodableError(FaceServiceError):
+    """The bytes are empty, not an image, or a truncated or corrupt one."""
+
+    reason = "IMAGE_UNDECODABLE"
+    suspicious = True
+
+
+class ImageTooSmallError(FaceServiceError):
+    """The image is smaller than the minimum size on one side."""
+
+    reason = "IMAGE_TOO_SMALL"
+
+
+class ImageTooLargeError(FaceServiceError):
+    """The image is larger than the maximum size on one side."""
+
+    reason = "IMAGE_TOO_LARGE"
+
+
+class NoFaceError(FaceServiceError):
+    """The detector found no face."""
+
+    reason = "NO_FACE"
+    suspicious = True
+
+
+class MultipleFacesError(FaceServiceError):
+    """Several comparable faces were found and the selection rejects that."""
+
+    reason = "MULTIPLE_FACES"
+    suspicious = True
+
+
+class FaceTooSmallError(FaceServiceError):
+    """The chosen face is smaller than the minimum face size."""
+
+    reason = "FACE_TOO_SMALL"
+
+
+class LowQualityError(FaceServiceError):
+    """The chosen face's quality score is below the threshold."""
+
+    reason = "LOW_QUALITY"
+    suspicious = True
+
+
+class LivenessFailedError(FaceServiceError):
+    """A basic liveness check failed."""
+
+    reason = "LIVENESS_FAILED"
+    suspicious = True
+
+
+class EmbeddingInvalidError(FaceServiceError):
+    """An embedding (or the gallery or threshold around it) cannot be used."""
+
+    reason = "EMBEDDING_INVALID"
+
+
+class EmbeddingModelMismatchError(FaceServiceError):
+    """A stored embedding was made by another model than the one serving."""
+
+    reason = "EMBEDDING_MODEL_MISMATCH"
+    suspicious = True
+
+
+class EngineNotReadyError(Exception):
+    """The engine has not finished loading its models (or is shutting down)."""
+
+
+class ModelUnavailableError(RuntimeError):
+    """A configured model's weights cannot be had; raised at start-up, never per request."""

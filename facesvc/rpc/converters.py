@@ -1,0 +1,89 @@
+"""Conversions between protobuf messages and the engine's typed values; no logic beyond that."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from facesvc.engine import Candidate, FaceSelection, StoredEmbedding
+from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
+from facesvc.v1 import face_service_pb2 as pb
+
+_SELECTIONS = {
+    pb.FACE_SELECTION_UNSPECIFIED: None,
+    pb.FACE_SELECTION_REJECT_MULTIPLE: FaceSelection.REJECT_MULTIPLE,
+    pb.FACE_SELECTION_LARGEST: FaceSelection.LARGEST,
+    pb.FACE_SELECTION_CENTRAL: FaceSelection.CENTRAL,
+}
+_SELECTION_VALUES = {value: key for key, value in _SELECTIONS.items() if value is not None}
+
+
+def face_selection(value: int) -> FaceSelection | None:
+    """The request's face selection; an unknown enum value means the server default."""
+    return _SELECTIONS.get(value)
+
+
+def face_selection_to_proto(name: str) -> pb.FaceSelection.ValueType:
+    return _SELECTION_VALUES[FaceSelection(name)]
+
+
+def stored_embedding(message: pb.Embedding) -> StoredEmbedding:
+    return StoredEmbedding(np.asarray(message.values, dtype=np.float32), message.model)
+
+
+def stored_embeddings(messages: Iterable[pb.Embedding]) -> list[StoredEmbedding]:
+    return [stored_embedding(m) for m in messages]
+
+
+def candidates(messages: Iterable[pb.Candidate]) -> list[Candidate]:
+    return [Candidate(m.id, stored_embedding(m.embedding)) for m in messages]
+
+
+def optional_float(message: object, field: str) -> float | None:
+    return float(getattr(message, field)) if message.HasField(field) else None  # type: ignore[attr-defined]
+
+
+def embedding_to_proto(values: np.ndarray, model: str) -> pb.Embedding:
+    return pb.Embedding(values=values.tolist(), model=model)
+
+
+def quality_to_proto(quality: Quality) -> pb.Quality:
+    return pb.Quality(
+        score=quality.score,
+        sharpness=quality.sharpness,
+        brightness=quality.brightness,
+        face_size=quality.face_size,
+    )
+
+
+def _point(point: Point) -> pb.Point:
+    return pb.Point(x=point.x, y=point.y)
+
+
+def face_to_proto(face: AnalysedFace) -> pb.Face:
+    detection = face.detection
+    box, marks = detection.box, detection.landmarks
+    return pb.Face(
+        box=pb.BoundingBox(x=round(box.x), y=round(box.y), width=round(box.width), height=round(box.height)),
+        confidence=detection.confidence,
+        landmarks=pb.Landmarks(
+            left_eye=_point(marks.left_eye),
+            right_eye=_point(marks.right_eye),
+            nose=_point(marks.nose),
+            mouth_left=_point(marks.mouth_left),
+            mouth_right=_point(marks.mouth_right),
+        ),
+        face_count=face.face_count,
+    )
+
+
+def liveness_to_proto(checks: Sequence[LivenessCheck]) -> list[pb.LivenessCheck]:
+    return [
+        pb.LivenessCheck(name=c.name, passed=c.passed, value=c.value, threshold=c.threshold, detail=c.detail)
+        for c in checks
+    ]
+
+
+def matches_to_proto(matches: Sequence[IdentityMatch]) -> list[pb.IdentityMatch]:
+    return [pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match) for m in matches]

@@ -1,0 +1,90 @@
+"""FaceService: each RPC converts the request, calls the engine, converts the result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+
+from facesvc import __version__
+from facesvc.engine import FaceEngine
+from facesvc.rpc import converters
+from facesvc.rpc.status import handle_errors
+from facesvc.v1 import face_service_pb2 as pb
+from facesvc.v1 import face_service_pb2_grpc as pb_grpc
+
+
+class FaceServiceServicer(pb_grpc.FaceServiceServicer):
+    """The facesvc.v1.FaceService implementation over one shared engine."""
+
+    def __init__(self, engine: FaceEngine, is_serving: Callable[[], bool]) -> None:
+        self._engine = engine
+        self._is_serving = is_serving
+        self._started_at = time.monotonic()
+
+    @handle_errors("Enroll")
+    def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
+        result = self._engine.enroll(request.image, converters.face_selection(request.face_selection))
+        face = result.face
+        return pb.EnrollResponse(
+            embedding=converters.embedding_to_proto(face.embedding, result.model),
+            quality=converters.quality_to_proto(face.quality),
+            face=converters.face_to_proto(face),
+            liveness_checks=converters.liveness_to_proto(face.liveness),
+        )
+
+    @handle_errors("Verify")
+    def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
+        result = self._engine.verify(
+            request.image,
+            converters.stored_embeddings(request.stored_embeddings),
+            converters.optional_float(request, "threshold"),
+            converters.face_selection(request.face_selection),
+        )
+        return pb.VerifyResponse(
+            match=result.match,
+            confidence=result.confidence,
+            distance=result.distance,
+            threshold=result.threshold,
+            model=result.model,
+            quality=converters.quality_to_proto(result.face.quality),
+            face=converters.face_to_proto(result.face),
+            best_template_index=result.best_template_index,
+            liveness_checks=converters.liveness_to_proto(result.face.liveness),
+        )
+
+    @handle_errors("Identify")
+    def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
+        result = self._engine.identify(
+            request.image,
+            converters.candidates(request.candidates),
+            request.top_k,
+            converters.optional_float(request, "threshold"),
+            converters.face_selection(request.face_selection),
+        )
+        return pb.IdentifyResponse(
+            matches=converters.matches_to_proto(result.matches),
+            threshold=result.threshold,
+            model=result.model,
+            quality=converters.quality_to_proto(result.face.quality),
+            face=converters.face_to_proto(result.face),
+            liveness_checks=converters.liveness_to_proto(result.face.liveness),
+        )
+
+    @handle_errors("Health")
+    def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
+        info = self._engine.info()
+        settings = self._engine.settings
+        return pb.HealthResponse(
+            status=pb.SERVING_STATUS_SERVING if self._is_serving() else pb.SERVING_STATUS_NOT_SERVING,
+            model=info.model,
+            embedding_dim=info.embedding_dim,
+            detector=info.detector,
+            threshold=info.threshold,
+            version=__version__,
+            uptime_seconds=time.monotonic() - self._started_at,
+            distance_metric=info.distance_metric,
+            default_face_selection=converters.face_selection_to_proto(settings.face_selection),
+            quality_threshold=settings.quality_threshold,
+        )

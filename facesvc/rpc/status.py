@@ -1,0 +1,94 @@
+"""The one table that turns domain errors into gRPC status codes with a google.rpc.ErrorInfo."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from facesvc import errors
+
+DOMAIN = "facesvc"
+
+#: Every error a caller can cause, and its status code. Anything else is INTERNAL.
+STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
+    errors.ImageUndecodableError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ImageTooSmallError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.ImageTooLargeError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NoFaceError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.MultipleFacesError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.FaceTooSmallError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.LowQualityError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.LivenessFailedError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.EmbeddingInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.EmbeddingModelMismatchError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.EngineNotReadyError: grpc.StatusCode.UNAVAILABLE,
+}
+
+NOT_READY_REASON = "ENGINE_NOT_READY"
+INTERNAL_REASON = "INTERNAL"
+
+log = logging.getLogger("facesvc.rpc")
+security_log = logging.getLogger("facesvc.security")
+
+
+def status_for(error: Exception) -> grpc.Status:
+    """The gRPC status (code, message, ErrorInfo detail) a caller sees for `error`."""
+    code = STATUS_CODES.get(type(error), grpc.StatusCode.INTERNAL)
+    if isinstance(error, errors.FaceServiceError):
+        reason, message, metadata = error.reason, error.message, dict(error.metadata)
+    elif code is grpc.StatusCode.UNAVAILABLE:
+        reason, message, metadata = NOT_READY_REASON, "The service is starting or stopping; retry shortly.", {}
+    else:
+        # Never echo a bug's text to the caller: it may hold internals.
+        reason, message, metadata = INTERNAL_REASON, "Internal error; it has been logged.", {}
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
+    status = status_pb2.Status(code=code_pb2.Code.Value(code.name), message=message, details=[detail])
+    return rpc_status.to_status(status)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(rpc: str) -> Callable[[F], F]:
+    """Wrap a servicer method: domain errors become their status, suspicious ones are
+    logged with the peer, and anything unexpected is logged with its traceback and
+    returned as a bare INTERNAL."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return method(self, request, context)
+            except (errors.FaceServiceError, errors.EngineNotReadyError) as error:
+                if isinstance(error, errors.FaceServiceError) and error.suspicious:
+                    security_log.warning(
+                        "suspicious activity",
+                        extra={
+                            "event": "suspicious_activity",
+                            "rpc": rpc,
+                            "peer": context.peer(),
+                            "reason": error.reason,
+                            "details": dict(error.metadata),
+                        },
+                    )
+                _abort(context, status_for(error))
+            except Exception as error:
+                log.exception("unexpected error", extra={"rpc": rpc, "peer": context.peer()})
+                _abort(context, status_for(error))
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _abort(context: grpc.ServicerContext, status: grpc.Status) -> NoReturn:
+    context.abort_with_status(status)
+    raise AssertionError("abort_with_status returned")  # pragma: no cover

@@ -1,0 +1,109 @@
+"""Fixtures: the real photos, one loaded engine, and a real server on an ephemeral port."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_status import rpc_status
+from google.rpc import error_details_pb2
+
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
+from facesvc.rpc.server import FaceServer, create_server
+from facesvc.v1 import face_service_pb2 as pb
+from facesvc.v1 import face_service_pb2_grpc as pb_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES = Path(os.environ.get("FACESVC_FACES_DIR", ROOT.parent / "shared" / "faces"))
+CELEBS = FACES / "celebs"
+YALE = FACES / "yale"
+ORL = FACES / "orl"
+
+if not CELEBS.is_dir():
+    raise RuntimeError(f"the shared photos are missing: {FACES} (set FACESVC_FACES_DIR)")
+
+
+def photo(path: Path | str) -> bytes:
+    return (CELEBS / path if isinstance(path, str) else path).read_bytes()
+
+
+def identities(folder: Path) -> dict[str, str]:
+    with (folder / "IDENTITIES.tsv").open() as handle:
+        return {row[0]: row[1] for row in csv.reader(handle, delimiter="\t") if row}
+
+
+def pairs(folder: Path) -> list[tuple[str, str, bool]]:
+    with (folder / "PAIRS.tsv").open() as handle:
+        return [(row[0], row[1], row[2] == "1") for row in csv.reader(handle, delimiter="\t") if row]
+
+
+def rejection(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, dict[str, str]]:
+    """The status code, ErrorInfo reason and metadata of a failed call."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None, f"no google.rpc.Status in {error!r}"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            assert info.domain == "facesvc"
+            return error.code(), info.reason, dict(info.metadata)
+    raise AssertionError(f"no ErrorInfo in {status}")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(port=0, host="127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> FaceEngine:
+    engine = FaceEngine(settings)
+    engine.load()
+    return engine
+
+
+def start_server(settings: Settings, engine: FaceEngine) -> FaceServer:
+    face_server = create_server(settings, engine)
+    face_server.server.start()
+    if engine.ready:
+        face_server.set_serving()
+    return face_server
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings, engine: FaceEngine) -> Iterator[FaceServer]:
+    face_server = start_server(settings, engine)
+    yield face_server
+    face_server.stop(None).wait()
+
+
+@pytest.fixture(scope="session")
+def channel(server: FaceServer) -> Iterator[grpc.Channel]:
+    with grpc.insecure_channel(
+        f"127.0.0.1:{server.port}",
+        options=[("grpc.max_send_message_length", 64 * 1024 * 1024)],
+    ) as channel:
+        yield channel
+
+
+@pytest.fixture(scope="session")
+def stub(channel: grpc.Channel) -> pb_grpc.FaceServiceStub:
+    return pb_grpc.FaceServiceStub(channel)
+
+
+@pytest.fixture(scope="session")
+def enrolled(stub: pb_grpc.FaceServiceStub) -> dict[str, pb.Embedding]:
+    """Every labelled celebs photo enrolled once through the service."""
+    result = {}
+    for name in identities(CELEBS):
+        try:
+            response = stub.Enroll(pb.EnrollRequest(image=photo(name)), timeout=30)
+        except grpc.RpcError:
+            continue  # counted as an error by the accuracy tests
+        result[name] = response.embedding
+    return result
