@@ -34,7 +34,10 @@ def main() -> int:
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("shutting down", extra={"signal": signal.Signals(signum).name, "grace_seconds": settings.grace_seconds})
+        log.info(
+            "shutting down",
+            extra={"signal": signal.Signals(signum).name, "grace_seconds": settings.grace_seconds},
+        )
         stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -52,7 +55,12 @@ def main() -> int:
     face_server.set_serving()
     log.info(
         "serving",
-        extra={"port": face_server.port, "model": settings.model, "detector": settings.detector, "status": "SERVING"},
+        extra={
+            "port": face_server.port,
+            "model": settings.model,
+            "detector": settings.detector,
+            "status": "SERVING",
+        },
     )
     stopping.wait()
     face_server.stop(settings.grace_seconds).wait()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_status import rpc_status
 from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine

@@ -86,7 +86,9 @@ def test_orl_photo_is_too_small(stub: pb_grpc.FaceServiceStub) -> None:
 
 
 def test_decompression_bomb_is_refused_from_its_header(stub: pb_grpc.FaceServiceStub) -> None:
-    code, reason, metadata = reject(stub.Enroll, pb.EnrollRequest(image=images.png_header_only(50_000, 50_000)))
+    code, reason, metadata = reject(
+        stub.Enroll, pb.EnrollRequest(image=images.png_header_only(50_000, 50_000))
+    )
     assert (code, reason) == (INVALID, "IMAGE_TOO_LARGE")
     assert metadata["width"] == "50000"
 
@@ -168,7 +170,8 @@ def test_embedding_invalid(stub: pb_grpc.FaceServiceStub, stored: list[pb.Embedd
 def test_embedding_model_mismatch(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
     foreign = _embedding([0.1] * 512, model="Facenet512")
     code, reason, metadata = reject(
-        stub.Verify, pb.VerifyRequest(image=photo("img1.jpg"), stored_embeddings=[enrolled["img2.jpg"], foreign])
+        stub.Verify,
+        pb.VerifyRequest(image=photo("img1.jpg"), stored_embeddings=[enrolled["img2.jpg"], foreign]),
     )
     assert (code, reason) == (INVALID, "EMBEDDING_MODEL_MISMATCH")
     assert metadata == {"index": "1", "embedding_model": "Facenet512", "serving_model": "SFace"}
@@ -192,7 +195,9 @@ def test_genuine_and_impostor_pairs(stub: pb_grpc.FaceServiceStub, enrolled: dic
             outcomes.append((same, None))
             continue
         try:
-            verdict = stub.Verify(pb.VerifyRequest(image=photo(name_a), stored_embeddings=[enrolled[name_b]]), timeout=30)
+            verdict = stub.Verify(
+                pb.VerifyRequest(image=photo(name_a), stored_embeddings=[enrolled[name_b]]), timeout=30
+            )
         except grpc.RpcError:
             outcomes.append((same, None))
             continue
@@ -210,7 +215,9 @@ def test_genuine_and_impostor_pairs(stub: pb_grpc.FaceServiceStub, enrolled: dic
     assert false_accepts / impostors <= 0.01, f"false accepts {false_accepts}/{impostors}"
 
 
-def test_several_templates_the_best_decides(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
+def test_several_templates_the_best_decides(
+    stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]
+) -> None:
     names = identities(CELEBS)
     impostor = next(n for n, who in names.items() if who != names["img1.jpg"] and n in enrolled)
     stored = [enrolled[impostor], enrolled["img2.jpg"]]
@@ -219,7 +226,9 @@ def test_several_templates_the_best_decides(stub: pb_grpc.FaceServiceStub, enrol
     assert verdict.model == "SFace" and verdict.quality.score >= 30 and verdict.face.face_count == 1
 
 
-def test_threshold_override_and_confidence_mapping(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
+def test_threshold_override_and_confidence_mapping(
+    stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]
+) -> None:
     request = pb.VerifyRequest(image=photo("img1.jpg"), stored_embeddings=[enrolled["img2.jpg"]])
     default = stub.Verify(request, timeout=30)
     assert default.match and default.confidence >= 50
@@ -236,7 +245,9 @@ def test_threshold_override_and_confidence_mapping(stub: pb_grpc.FaceServiceStub
 # ---- Identify --------------------------------------------------------------------------
 
 
-def test_identify_ranks_the_true_identity_first(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
+def test_identify_ranks_the_true_identity_first(
+    stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]
+) -> None:
     """Gallery: the first enrolled photo of each celebrity. Probes: every other photo."""
     names = identities(CELEBS)
     gallery: dict[str, str] = {}
@@ -247,7 +258,9 @@ def test_identify_ranks_the_true_identity_first(stub: pb_grpc.FaceServiceStub, e
     probes = [n for n in enrolled if n not in gallery.values()]
     first = 0
     for probe in probes:
-        response = stub.Identify(pb.IdentifyRequest(image=photo(probe), candidates=candidates, top_k=3), timeout=30)
+        response = stub.Identify(
+            pb.IdentifyRequest(image=photo(probe), candidates=candidates, top_k=3), timeout=30
+        )
         assert len(response.matches) == 3
         distances = [m.distance for m in response.matches]
         assert distances == sorted(distances)
@@ -257,11 +270,15 @@ def test_identify_ranks_the_true_identity_first(stub: pb_grpc.FaceServiceStub, e
 
 def test_identify_one_entry_per_id(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
     names = identities(CELEBS)
-    same_person = [n for n, who in names.items() if who == names["img1.jpg"] and n in enrolled and n != "img1.jpg"]
+    same_person = [
+        n for n, who in names.items() if who == names["img1.jpg"] and n in enrolled and n != "img1.jpg"
+    ]
     others = [n for n, who in names.items() if who != names["img1.jpg"] and n in enrolled][:5]
     candidates = [pb.Candidate(id="me", embedding=enrolled[n]) for n in same_person]
     candidates += [pb.Candidate(id=f"other-{i}", embedding=enrolled[n]) for i, n in enumerate(others)]
-    response = stub.Identify(pb.IdentifyRequest(image=photo("img1.jpg"), candidates=candidates, top_k=100), timeout=30)
+    response = stub.Identify(
+        pb.IdentifyRequest(image=photo("img1.jpg"), candidates=candidates, top_k=100), timeout=30
+    )
     ids = [m.id for m in response.matches]
     assert ids[0] == "me" and len(ids) == len(set(ids)) == 1 + len(others)
     assert response.matches[0].match and response.matches[0].confidence >= 50
@@ -270,12 +287,19 @@ def test_identify_one_entry_per_id(stub: pb_grpc.FaceServiceStub, enrolled: dict
     assert [m.id for m in default_k.matches] == ["me"]
 
 
-def test_identify_rejects_bad_galleries(stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]) -> None:
+def test_identify_rejects_bad_galleries(
+    stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]
+) -> None:
     image = photo("img1.jpg")
     assert reject(stub.Identify, pb.IdentifyRequest(image=image))[1] == "EMBEDDING_INVALID"
     nameless = pb.Candidate(id="", embedding=enrolled["img2.jpg"])
-    assert reject(stub.Identify, pb.IdentifyRequest(image=image, candidates=[nameless]))[1] == "EMBEDDING_INVALID"
-    negative = pb.IdentifyRequest(image=image, candidates=[pb.Candidate(id="a", embedding=enrolled["img2.jpg"])], top_k=-1)
+    assert (
+        reject(stub.Identify, pb.IdentifyRequest(image=image, candidates=[nameless]))[1]
+        == "EMBEDDING_INVALID"
+    )
+    negative = pb.IdentifyRequest(
+        image=image, candidates=[pb.Candidate(id="a", embedding=enrolled["img2.jpg"])], top_k=-1
+    )
     assert reject(stub.Identify, negative)[1] == "EMBEDDING_INVALID"
 
 

@@ -16,7 +16,7 @@ ARCFACE_TEMPLATE_112 = np.array(
         [41.5493, 92.3655],
         [70.7299, 92.2041],
     ],
-    dtype=np.float64,
+    dtype=np.float32,
 )
 
 
@@ -39,7 +39,9 @@ def similarity_transform(source: FloatArray, target: FloatArray) -> FloatArray:
     return np.hstack([scale * rotation, translation[:, None]]).astype(np.float32)
 
 
-def warp_to_template(image: Image, landmarks: Landmarks, template: FloatArray, size: tuple[int, int]) -> Image:
+def warp_to_template(
+    image: Image, landmarks: Landmarks, template: FloatArray, size: tuple[int, int]
+) -> Image:
     """Crop the face so its landmarks land on `template`, output `size` (width, height).
 
     A large face shrunk straight to 112 px aliases (warpAffine samples, it does not
@@ -50,7 +52,9 @@ def warp_to_template(image: Image, landmarks: Landmarks, template: FloatArray, s
     scale = float(np.hypot(matrix[0, 0], matrix[0, 1]))
     if scale < 0.5:
         inverse = cv2.invertAffineTransform(matrix)
-        corners = np.array([[0, 0, 1], [size[0], 0, 1], [0, size[1], 1], [size[0], size[1], 1]], dtype=np.float32)
+        corners = np.array(
+            [[0, 0, 1], [size[0], 0, 1], [0, size[1], 1], [size[0], size[1], 1]], dtype=np.float32
+        )
         mapped = corners @ inverse.T
         height, width = image.shape[:2]
         x0 = int(max(0, np.floor(mapped[:, 0].min()) - 2))

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
 
-from facesvc.errors import ImageTooLargeError, ImageTooSmallError, ImageUndecodableError
 from facesvc.engine.types import Image
+from facesvc.errors import ImageTooLargeError, ImageTooSmallError, ImageUndecodableError
 
 # We enforce our own, much tighter, limit from the header before decoding.
 PILImage.MAX_IMAGE_PIXELS = None
@@ -62,9 +62,7 @@ def read_header(data: bytes, *, min_size: int, max_size: int) -> ImageHeader:
                 width, height = image.size
                 orientation = _orientation(image)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as error:
-        raise ImageUndecodableError(
-            "The bytes are not a readable image.", bytes=len(data)
-        ) from error
+        raise ImageUndecodableError("The bytes are not a readable image.", bytes=len(data)) from error
     if image_format not in SUPPORTED_FORMATS:
         raise ImageUndecodableError(
             f"{image_format} images are not supported; send JPEG, PNG, BMP or WebP.",
@@ -88,8 +86,15 @@ def read_header(data: bytes, *, min_size: int, max_size: int) -> ImageHeader:
 
 
 def _orientation(image: PILImage.Image) -> int:
+    # Parse only the EXIF block the header carried: Image.getexif() may decode the
+    # whole image (it does for PNG) to look for EXIF after the pixels.
+    raw = image.info.get("exif")
+    if not isinstance(raw, bytes) or not raw:
+        return 1
     try:
-        value = image.getexif().get(_EXIF_ORIENTATION, 1)
+        exif = PILImage.Exif()
+        exif.load(raw)
+        value = exif.get(_EXIF_ORIENTATION, 1)
     except Exception:  # a malformed EXIF block must not make the photo unusable
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
@@ -117,13 +122,11 @@ def decode(data: bytes, header: ImageHeader, reduction: int = 1) -> Image:
         )
     expected = (-(-header.height // reduction), -(-header.width // reduction))
     if abs(pixels.shape[0] - expected[0]) > 1 or abs(pixels.shape[1] - expected[1]) > 1:
-        raise ImageUndecodableError(
-            "The image's pixels do not match its header.", format=header.format
-        )
+        raise ImageUndecodableError("The image's pixels do not match its header.", format=header.format)
     if pixels.ndim == 2:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR)
     if pixels.dtype != np.uint8:  # 16-bit PNGs
-        pixels = (pixels / 257).astype(np.uint8)
+        pixels = (pixels // 257).astype(np.uint8)
     return _apply_orientation(pixels, header.orientation)
 
 
@@ -153,4 +156,5 @@ def resize_long_side(pixels: Image, long_side: int) -> tuple[Image, float]:
     if scale >= 1.0:
         return pixels, 1.0
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), scale
+    resized: Image = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return resized, scale

@@ -63,9 +63,7 @@ class YuNetDetector:
     def _instance(self) -> Any:
         detector = getattr(self._local, "detector", None)
         if detector is None:
-            detector = cv2.FaceDetectorYN.create(
-                self._path, "", (320, 320), self._min_confidence, 0.3, 5000
-            )
+            detector = cv2.FaceDetectorYN.create(self._path, "", (320, 320), self._min_confidence, 0.3, 5000)
             self._local.detector = detector
         return detector
 
@@ -137,9 +135,7 @@ class DeepFaceDetector:
         try:
             self._detector = modeling.build_model(task="face_detector", model_name=name)
         except Exception as error:
-            raise ModelUnavailableError(
-                f"Face detector {name!r} could not be loaded: {error}"
-            ) from error
+            raise ModelUnavailableError(f"Face detector {name!r} could not be loaded: {error}") from error
         self._lock = threading.Lock()  # DeepFace's detectors are not documented thread-safe
 
     def detect(self, image: Image) -> list[Detection]:

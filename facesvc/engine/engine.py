@@ -92,7 +92,11 @@ class FaceEngine:
         self._ready.set()
         log.info(
             "engine ready",
-            extra={"model": self._recognizer.name, "detector": self._detector.name, "load_seconds": round(self.load_seconds, 3)},
+            extra={
+                "model": self._recognizer.name,
+                "detector": self._detector.name,
+                "load_seconds": round(self.load_seconds, 3),
+            },
         )
 
     def _warm_up(self, image: Image | None) -> None:

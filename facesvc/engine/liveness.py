@@ -20,11 +20,15 @@ class LivenessLimits:
     min_face_size: float
 
 
-def run_checks(detection: Detection, quality: Quality, face_size_px: float, limits: LivenessLimits) -> tuple[LivenessCheck, ...]:
+def run_checks(
+    detection: Detection, quality: Quality, face_size_px: float, limits: LivenessLimits
+) -> tuple[LivenessCheck, ...]:
     """Every check, passed or not, in a fixed order."""
     mean = quality.mean_intensity
     lit = limits.min_brightness <= mean <= limits.max_brightness
-    bound = limits.min_brightness if mean < limits.min_brightness else limits.max_brightness
+    # The limit the value is nearer to (the one it broke, when it failed).
+    middle = (limits.min_brightness + limits.max_brightness) / 2
+    bound = limits.min_brightness if mean < middle else limits.max_brightness
     return (
         LivenessCheck(
             "sharpness",
@@ -38,7 +42,9 @@ def run_checks(detection: Detection, quality: Quality, face_size_px: float, limi
             lit,
             mean,
             bound,
-            "face is evenly lit" if lit else ("face is too dark" if mean < limits.min_brightness else "face is washed out"),
+            "face is evenly lit"
+            if lit
+            else ("face is too dark" if mean < limits.min_brightness else "face is washed out"),
         ),
         LivenessCheck(
             "face_size",
@@ -55,7 +61,9 @@ def _geometry(detection: Detection) -> LivenessCheck:
     """Landmarks must sit where a face's do: eyes above the nose above the mouth, inside
     the box, eyes 25-75% of the box width apart. Value: the eye distance over box width."""
     box, marks = detection.box, detection.landmarks
-    eye_distance = ((marks.right_eye.x - marks.left_eye.x) ** 2 + (marks.right_eye.y - marks.left_eye.y) ** 2) ** 0.5
+    eye_distance = (
+        (marks.right_eye.x - marks.left_eye.x) ** 2 + (marks.right_eye.y - marks.left_eye.y) ** 2
+    ) ** 0.5
     ratio = eye_distance / box.width if box.width > 0 else 0.0
     eye_y = (marks.left_eye.y + marks.right_eye.y) / 2
     mouth_y = (marks.mouth_left.y + marks.mouth_right.y) / 2

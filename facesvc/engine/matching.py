@@ -17,12 +17,12 @@ from facesvc.engine.types import FloatArray
 def distances(live: FloatArray, gallery: FloatArray, metric: str) -> FloatArray:
     """Distance of `live` (D,) to each row of `gallery` (N, D), vectorised."""
     if metric == "euclidean":
-        return np.linalg.norm(gallery - live[None, :], axis=1).astype(np.float32)
+        return np.asarray(np.linalg.norm(gallery - live[None, :], axis=1), dtype=np.float32)
     live_unit = live / max(float(np.linalg.norm(live)), 1e-12)
     norms = np.linalg.norm(gallery, axis=1)
     norms[norms < 1e-12] = 1e-12
     similarity = (gallery @ live_unit) / norms
-    return (1.0 - similarity).astype(np.float32)
+    return np.asarray(1.0 - similarity, dtype=np.float32)
 
 
 def confidence(distance: float, threshold: float) -> float:

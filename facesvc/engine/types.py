@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float32]
-Image = npt.NDArray[np.uint8]
+#: Pixels as OpenCV hands them over: after decoding, 8-bit BGR (height, width, 3).
+Image = npt.NDArray[Any]
 
 
 class FaceSelection(Enum):

@@ -10,7 +10,7 @@ from facesvc.engine import Candidate, FaceSelection, StoredEmbedding
 from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
 from facesvc.v1 import face_service_pb2 as pb
 
-_SELECTIONS = {
+_SELECTIONS: dict[int, FaceSelection | None] = {
     pb.FACE_SELECTION_UNSPECIFIED: None,
     pb.FACE_SELECTION_REJECT_MULTIPLE: FaceSelection.REJECT_MULTIPLE,
     pb.FACE_SELECTION_LARGEST: FaceSelection.LARGEST,
@@ -24,8 +24,9 @@ def face_selection(value: int) -> FaceSelection | None:
     return _SELECTIONS.get(value)
 
 
-def face_selection_to_proto(name: str) -> pb.FaceSelection.ValueType:
-    return _SELECTION_VALUES[FaceSelection(name)]
+def face_selection_to_proto(name: str) -> str:
+    """The enum value's name (protobuf accepts names for enum fields)."""
+    return pb.FaceSelection.Name(_SELECTION_VALUES[FaceSelection(name)])
 
 
 def stored_embedding(message: pb.Embedding) -> StoredEmbedding:
@@ -86,4 +87,7 @@ def liveness_to_proto(checks: Sequence[LivenessCheck]) -> list[pb.LivenessCheck]
 
 
 def matches_to_proto(matches: Sequence[IdentityMatch]) -> list[pb.IdentityMatch]:
-    return [pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match) for m in matches]
+    return [
+        pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match)
+        for m in matches
+    ]

@@ -45,7 +45,8 @@ class FaceServer:
         """Go NOT_SERVING first, refuse new calls, let in-flight ones finish within `grace`."""
         self._serving.clear()
         self.health.enter_graceful_shutdown()
-        return self.server.stop(grace)
+        done: threading.Event = self.server.stop(grace)
+        return done
 
 
 def create_server(settings: Settings, engine: FaceEngine) -> FaceServer:
@@ -62,7 +63,7 @@ def create_server(settings: Settings, engine: FaceEngine) -> FaceServer:
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     face_server = FaceServer(server=server, port=0, health=health_servicer)
-    pb_grpc.add_FaceServiceServicer_to_server(
+    pb_grpc.add_FaceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         FaceServiceServicer(engine, is_serving=lambda: face_server.serving), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -44,7 +44,11 @@ def status_for(error: Exception) -> grpc.Status:
     if isinstance(error, errors.FaceServiceError):
         reason, message, metadata = error.reason, error.message, dict(error.metadata)
     elif code is grpc.StatusCode.UNAVAILABLE:
-        reason, message, metadata = NOT_READY_REASON, "The service is starting or stopping; retry shortly.", {}
+        reason, message, metadata = (
+            NOT_READY_REASON,
+            "The service is starting or stopping; retry shortly.",
+            {},
+        )
     else:
         # Never echo a bug's text to the caller: it may hold internals.
         reason, message, metadata = INTERNAL_REASON, "Internal error; it has been logged.", {}

@@ -1,0 +1,1 @@
+"""Command-line tools that run beside the service (accuracy evaluation)."""
