@@ -14,7 +14,9 @@ FaceSelectionName = Literal["reject_multiple", "largest", "central"]
 class Settings(BaseSettings):
     """The service's configuration, validated once at start-up."""
 
-    model_config = SettingsConfigDict(env_prefix="FACESVC_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FACESVC_", frozen=True, extra="ignore", use_attribute_docstrings=True
+    )
 
     host: str = "[::]"
     """Address to listen on; `[::]` listens on every IPv4 and IPv6 address."""

