@@ -313,3 +313,40 @@ def test_health_rpc(stub: pb_grpc.FaceServiceStub, server: FaceServer) -> None:
     assert response.distance_metric == "cosine" and 0 < response.threshold < 1
     assert response.version and response.uptime_seconds >= 0
     assert response.default_face_selection == pb.FACE_SELECTION_REJECT_MULTIPLE
+
+
+def test_identify_with_a_packed_gallery(
+    stub: pb_grpc.FaceServiceStub, enrolled: dict[str, pb.Embedding]
+) -> None:
+    """10,000 rows in one bytes field, plus a listed candidate: both are searched."""
+    names = identities(CELEBS)
+    rng = np.random.default_rng(7)
+    noise = rng.standard_normal((10_000, 128)).astype("<f4")
+    ids = [f"stranger-{i}" for i in range(10_000)]
+    genuine = [
+        n for n, who in names.items() if who == names["img1.jpg"] and n in enrolled and n != "img1.jpg"
+    ]
+    noise[1234] = np.array(enrolled[genuine[0]].values, dtype="<f4")
+    ids[1234] = "me"
+    packed = pb.PackedGallery(ids=ids, values=noise.tobytes(), model="SFace")
+    listed = [
+        pb.Candidate(id="me", embedding=enrolled[genuine[1]]),
+        pb.Candidate(id="other", embedding=enrolled["img17.jpg"]),
+    ]
+    request = pb.IdentifyRequest(
+        image=photo("img1.jpg"), candidates=listed, packed_candidates=packed, top_k=2
+    )
+    response = stub.Identify(request, timeout=30)
+    assert [m.id for m in response.matches][0] == "me" and response.matches[0].match
+    assert response.matches[1].id != "me" and not response.matches[1].match
+
+    truncated = pb.PackedGallery(ids=ids, values=noise.tobytes()[:-4], model="SFace")
+    code, reason, _ = reject(
+        stub.Identify, pb.IdentifyRequest(image=photo("img1.jpg"), packed_candidates=truncated)
+    )
+    assert (code, reason) == (INVALID, "EMBEDDING_INVALID")
+    foreign = pb.PackedGallery(ids=ids, values=noise.tobytes(), model="Dlib")
+    code, reason, _ = reject(
+        stub.Identify, pb.IdentifyRequest(image=photo("img1.jpg"), packed_candidates=foreign)
+    )
+    assert (code, reason) == (INVALID, "EMBEDDING_MODEL_MISMATCH")

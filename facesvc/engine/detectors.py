@@ -52,7 +52,9 @@ def landmarks_in_box(box: Box) -> Landmarks:
 def landmarks_from_eyes(eye_a: tuple[float, float], eye_b: tuple[float, float]) -> Landmarks:
     """Nose and mouth placed from the eyes with the proportions of the ArcFace template,
     for detectors that report eyes only (DeepFace's mtcnn, opencv, ...)."""
-    left, right = sorted((Point(float(eye_a[0]), float(eye_a[1])), Point(float(eye_b[0]), float(eye_b[1]))), key=lambda p: p.x)
+    left, right = sorted(
+        (Point(float(eye_a[0]), float(eye_a[1])), Point(float(eye_b[0]), float(eye_b[1]))), key=lambda p: p.x
+    )
     middle_x, middle_y = (left.x + right.x) / 2, (left.y + right.y) / 2
     across_x, across_y = right.x - left.x, right.y - left.y  # one eye distance along the eye line
     down_x, down_y = -across_y, across_x  # the same length, perpendicular, pointing to the chin

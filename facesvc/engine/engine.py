@@ -56,6 +56,74 @@ class Candidate:
     embedding: StoredEmbedding
 
 
+@dataclass(frozen=True, slots=True)
+class Gallery:
+    """A whole gallery as one matrix: row i is a template of identity ids[i]."""
+
+    ids: Sequence[str]
+    matrix: FloatArray  # (N, D) float32
+    #: The model of each row, or one name for every row.
+    models: Sequence[str] | str
+
+    @staticmethod
+    def of(candidates: Sequence[Candidate]) -> Gallery:
+        """From Candidate messages, each with its own embedding and model."""
+        for index, candidate in enumerate(candidates):
+            if not candidate.id:
+                raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
+        lengths = {c.embedding.values.shape for c in candidates}
+        if len(lengths) > 1:
+            first = candidates[0].embedding.values.size
+            index = next(i for i, c in enumerate(candidates) if c.embedding.values.size != first)
+            raise EmbeddingInvalidError(
+                "Gallery embeddings differ in length.",
+                index=index,
+                length=candidates[index].embedding.values.size,
+            )
+        if candidates:
+            matrix = np.stack([c.embedding.values for c in candidates]).astype(np.float32, copy=False)
+        else:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        return Gallery([c.id for c in candidates], matrix, [c.embedding.model for c in candidates])
+
+    @staticmethod
+    def packed(ids: Sequence[str], values: bytes, model: str, dimension: int) -> Gallery:
+        """From a packed block of little-endian float32 rows."""
+        if not ids and not values:
+            return Gallery([], np.zeros((0, dimension), dtype=np.float32), model)
+        if len(values) != len(ids) * dimension * 4:
+            raise EmbeddingInvalidError(
+                f"packed_candidates.values holds {len(values)} bytes; {len(ids)} ids x {dimension} values "
+                f"x 4 bytes = {len(ids) * dimension * 4} expected.",
+                bytes=len(values),
+                ids=len(ids),
+                expected_length=dimension,
+            )
+        for index, identity in enumerate(ids):
+            if not identity:
+                raise EmbeddingInvalidError("Every packed row needs an id.", index=index)
+        matrix = np.frombuffer(values, dtype="<f4").reshape(len(ids), dimension)
+        return Gallery(ids, matrix, model)
+
+    def __add__(self, other: Gallery) -> Gallery:
+        if not len(other.ids):
+            return self
+        if not len(self.ids):
+            return other
+        if self.matrix.shape[1] != other.matrix.shape[1]:
+            raise EmbeddingInvalidError(
+                "candidates and packed_candidates differ in embedding length.",
+                length=self.matrix.shape[1],
+                expected_length=other.matrix.shape[1],
+            )
+        models = [*_expand(self.models, len(self.ids)), *_expand(other.models, len(other.ids))]
+        return Gallery([*self.ids, *other.ids], np.vstack([self.matrix, other.matrix]), models)
+
+
+def _expand(models: Sequence[str] | str, count: int) -> Sequence[str]:
+    return [models] * count if isinstance(models, str) else models
+
+
 class FaceEngine:
     """Loads the configured detector and model once, then serves many requests."""
 
@@ -249,7 +317,7 @@ class FaceEngine:
     def identify(
         self,
         image_bytes: bytes,
-        candidates: Sequence[Candidate],
+        gallery: Gallery,
         top_k: int = 1,
         threshold: float | None = None,
         selection: FaceSelection | None = None,
@@ -257,24 +325,26 @@ class FaceEngine:
         _, recognizer = self._models()
         if top_k < 0:
             raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
-        for index, candidate in enumerate(candidates):
-            if not candidate.id:
-                raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
-        gallery = self._gallery([c.embedding for c in candidates], recognizer, what="candidates")
+        matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         limit = self._threshold(threshold)
         face = self.analyse(image_bytes, selection)
-        dists = matching.distances(face.embedding, gallery, recognizer.metric)
-        # One entry per id, scored by its closest template.
-        best: dict[str, float] = {}
-        for candidate, distance in zip(candidates, dists.tolist(), strict=True):
-            if distance < best.get(candidate.id, math.inf):
-                best[candidate.id] = distance
-        ranked = sorted(best.items(), key=lambda item: item[1])[: max(top_k, 1)]
-        matches = tuple(
-            IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
-            for identity, distance in ranked
-        )
-        return Identification(face=face, model=recognizer.name, threshold=limit, matches=matches)
+        dists = matching.distances(face.embedding, matrix, recognizer.metric)
+        # Closest rows first; the first row seen of an id is its best template.
+        wanted = max(top_k, 1)
+        ranked: list[IdentityMatch] = []
+        seen: set[str] = set()
+        for row in np.argsort(dists, kind="stable").tolist():
+            identity = gallery.ids[row]
+            if identity in seen:
+                continue
+            seen.add(identity)
+            distance = float(dists[row])
+            ranked.append(
+                IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
+            )
+            if len(ranked) == wanted:
+                break
+        return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
 
     # ---- validation of what the caller stored ------------------------------------
 
@@ -285,21 +355,12 @@ class FaceEngine:
             raise EmbeddingInvalidError("threshold must be a positive finite number.", threshold=requested)
         return float(requested)
 
-    @staticmethod
-    def _gallery(stored: Sequence[StoredEmbedding], recognizer: FaceRecognizer, what: str) -> FloatArray:
+    def _gallery(
+        self, stored: Sequence[StoredEmbedding], recognizer: FaceRecognizer, what: str
+    ) -> FloatArray:
         """Validate stored embeddings and stack them into an (N, D) matrix."""
-        if not stored:
-            raise EmbeddingInvalidError(f"{what} is empty; send at least one embedding.", count=0)
         for index, embedding in enumerate(stored):
-            if embedding.model != recognizer.name:
-                raise EmbeddingModelMismatchError(
-                    f"{what}[{index}] was made by model {embedding.model or '(none)'!r}, but this "
-                    f"service runs {recognizer.name!r}; re-enroll with this model.",
-                    index=index,
-                    embedding_model=embedding.model or "(none)",
-                    serving_model=recognizer.name,
-                )
-            if embedding.values.shape != (recognizer.dimension,):
+            if embedding.model == recognizer.name and embedding.values.shape != (recognizer.dimension,):
                 raise EmbeddingInvalidError(
                     f"{what}[{index}] has {embedding.values.size} values; {recognizer.name} "
                     f"embeddings have {recognizer.dimension}.",
@@ -307,11 +368,50 @@ class FaceEngine:
                     length=embedding.values.size,
                     expected_length=recognizer.dimension,
                 )
-        matrix = np.stack([e.values for e in stored]).astype(np.float32, copy=False)
-        if not np.all(np.isfinite(matrix)):
-            row = int(np.argwhere(~np.isfinite(matrix))[0][0])
+        if stored:
+            shapes = {e.values.shape for e in stored}
+            matrix = (
+                np.stack([e.values for e in stored]).astype(np.float32, copy=False)
+                if len(shapes) == 1
+                else np.zeros((len(stored), 0), dtype=np.float32)
+            )
+        else:
+            matrix = np.zeros((0, recognizer.dimension), dtype=np.float32)
+        return self._validate_matrix(matrix, [e.model for e in stored], recognizer, what)
+
+    @staticmethod
+    def _validate_matrix(
+        matrix: FloatArray, models: Sequence[str] | str, recognizer: FaceRecognizer, what: str
+    ) -> FloatArray:
+        """Check a gallery matrix: non-empty, this model's, right width, finite, non-zero."""
+        rows = matrix.shape[0]
+        if rows == 0:
+            raise EmbeddingInvalidError(f"{what} is empty; send at least one embedding.", count=0)
+        names = {models} if isinstance(models, str) else set(models)
+        if names != {recognizer.name}:
+            foreign = next(iter(names - {recognizer.name}))
+            index = 0 if isinstance(models, str) else list(models).index(foreign)
+            raise EmbeddingModelMismatchError(
+                f"{what}[{index}] was made by model {foreign or '(none)'!r}, but this "
+                f"service runs {recognizer.name!r}; re-enroll with this model.",
+                index=index,
+                embedding_model=foreign or "(none)",
+                serving_model=recognizer.name,
+            )
+        if matrix.shape[1] != recognizer.dimension:
+            raise EmbeddingInvalidError(
+                f"{what} embeddings have {matrix.shape[1]} values; {recognizer.name} "
+                f"embeddings have {recognizer.dimension}.",
+                length=matrix.shape[1],
+                expected_length=recognizer.dimension,
+            )
+        finite = np.isfinite(matrix).all(axis=1)
+        if not finite.all():
+            row = int(np.argmin(finite))
             raise EmbeddingInvalidError(f"{what}[{row}] holds NaN or infinite values.", index=row)
-        if recognizer.metric == "cosine" and np.any(np.linalg.norm(matrix, axis=1) == 0):
-            row = int(np.argwhere(np.linalg.norm(matrix, axis=1) == 0)[0][0])
-            raise EmbeddingInvalidError(f"{what}[{row}] is all zeros.", index=row)
+        if recognizer.metric == "cosine":
+            zero = ~matrix.any(axis=1)
+            if zero.any():
+                row = int(np.argmax(zero))
+                raise EmbeddingInvalidError(f"{what}[{row}] is all zeros.", index=row)
         return matrix

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from facesvc.engine import Candidate, FaceSelection, StoredEmbedding
+from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
 from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
 from facesvc.v1 import face_service_pb2 as pb
 
@@ -37,8 +37,13 @@ def stored_embeddings(messages: Iterable[pb.Embedding]) -> list[StoredEmbedding]
     return [stored_embedding(m) for m in messages]
 
 
-def candidates(messages: Iterable[pb.Candidate]) -> list[Candidate]:
-    return [Candidate(m.id, stored_embedding(m.embedding)) for m in messages]
+def gallery(request: pb.IdentifyRequest, dimension: int) -> Gallery:
+    """The Candidate messages and the packed gallery of a request, as one matrix."""
+    listed = Gallery.of([Candidate(m.id, stored_embedding(m.embedding)) for m in request.candidates])
+    if not request.HasField("packed_candidates"):
+        return listed
+    packed = request.packed_candidates
+    return listed + Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
 
 
 def optional_float(message: object, field: str) -> float | None:

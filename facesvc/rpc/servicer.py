@@ -58,7 +58,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
         result = self._engine.identify(
             request.image,
-            converters.candidates(request.candidates),
+            converters.gallery(request, self._engine.info().embedding_dim),
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),

@@ -170,18 +170,30 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection")
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     top_k: int
     threshold: float
     face_selection: FaceSelection
-    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ...) -> None: ...
+    packed_candidates: PackedGallery
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ...) -> None: ...
+
+class PackedGallery(_message.Message):
+    __slots__ = ("ids", "values", "model")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    values: bytes
+    model: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
 
 class IdentityMatch(_message.Message):
     __slots__ = ("id", "distance", "confidence", "match")

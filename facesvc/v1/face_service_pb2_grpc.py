@@ -95,8 +95,9 @@ class FaceServiceServicer:
         comparison with every candidate. Returns the closest identities first.
 
         Status codes and ErrorInfo reasons: those of Verify, with
-        EMBEDDING_INVALID also for an empty gallery, a candidate without an id
-        or a negative top_k.
+        EMBEDDING_INVALID also for an empty gallery, a candidate without an id,
+        a packed gallery whose size is not ids x dimension x 4 bytes, or a
+        negative top_k.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
