@@ -18,13 +18,19 @@ GRPCURL = shutil.which("grpcurl", path=str(Path(sys.executable).parent)) or shut
 pytestmark = pytest.mark.skipif(GRPCURL is None, reason="grpcurl is not installed")
 
 
-def grpcurl(server: FaceServer, *args: str, data: dict[str, object] | None = None) -> subprocess.CompletedProcess[str]:
+def grpcurl(
+    server: FaceServer, *args: str, data: dict[str, object] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [str(GRPCURL), "-plaintext"]
     if data is not None:
         command += ["-d", "@"]
     command += [f"127.0.0.1:{server.port}", *args]
     return subprocess.run(
-        command, input=json.dumps(data) if data is not None else None, capture_output=True, text=True, timeout=60
+        command,
+        input=json.dumps(data) if data is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -33,7 +39,9 @@ def test_list_and_describe_through_reflection(server: FaceServer) -> None:
     assert listed.returncode == 0, listed.stderr
     assert {"facesvc.v1.FaceService", "grpc.health.v1.Health"} <= set(listed.stdout.split())
     described = grpcurl(server, "describe", "facesvc.v1.VerifyRequest")
-    assert described.returncode == 0 and "repeated .facesvc.v1.Embedding stored_embeddings" in described.stdout
+    assert (
+        described.returncode == 0 and "repeated .facesvc.v1.Embedding stored_embeddings" in described.stdout
+    )
 
 
 def test_enroll_then_verify_as_the_readme_shows(server: FaceServer) -> None:
