@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -46,6 +47,32 @@ from facesvc.errors import (
 )
 
 log = logging.getLogger("facesvc.engine")
+
+#: The pipeline stages analyse() reports to a StageObserver, in order.
+STAGES = ("decode", "detect", "select", "quality", "embed")
+
+
+class StageObserver(Protocol):
+    """Told how long each stage of one analyse() took, on the request's thread; the rpc
+    layer turns this into metrics, so the engine stays free of any transport."""
+
+    def __call__(self, stage: str, seconds: float) -> None: ...
+
+
+class _StageClock:
+    """Laps of one analyse() call; a stage that raises reports nothing."""
+
+    __slots__ = ("_last", "_observer")
+
+    def __init__(self, observer: StageObserver | None) -> None:
+        self._observer = observer
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        if self._observer is not None:
+            now = time.perf_counter()
+            self._observer(stage, now - self._last)
+            self._last = now
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +154,10 @@ def _expand(models: Sequence[str] | str, count: int) -> Sequence[str]:
 class FaceEngine:
     """Loads the configured detector and model once, then serves many requests."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, observer: StageObserver | None = None) -> None:
         self.settings = settings
+        #: Receives per-stage timings; set it before serving (see facesvc.rpc.metrics).
+        self.observer = observer
         self._detector: FaceDetector | None = None
         self._recognizer: FaceRecognizer | None = None
         self._ready = threading.Event()
@@ -217,15 +246,18 @@ class FaceEngine:
         """Decode, detect, choose, measure, check and embed the one face a photo is about."""
         detector, recognizer = self._models()
         settings = self.settings
+        clock = _StageClock(self.observer)
         header = decode.read_header(
             image_bytes, min_size=settings.min_image_size, max_size=settings.max_image_size
         )
         reduction = decode.reduction_for(header, settings.detection_size)
         pixels = decode.decode(image_bytes, header, reduction)
         small, det_scale = decode.resize_long_side(pixels, settings.detection_size)
+        clock.lap("decode")
         # detection-image pixels -> original pixels
         to_original = reduction / det_scale
         detections = [d for d in detector.detect(small) if d.confidence >= settings.detector_min_confidence]
+        clock.lap("detect")
         if not detections:
             raise NoFaceError("No face found in the image.", face_count=0)
 
@@ -244,6 +276,7 @@ class FaceEngine:
             self._rule,
             sharpness_of,
         )
+        clock.lap("select")
         face_px = chosen.box.size * to_original
         if face_px < settings.min_face_size:
             raise FaceTooSmallError(
@@ -257,9 +290,11 @@ class FaceEngine:
         source, source_scale = pixels, float(reduction)
         if reduction > 1 and chosen.box.size * to_original / reduction < 2 * 112:
             source, source_scale = decode.decode(image_bytes, header, 1), 1.0
+            clock.lap("decode")
         face = chosen.scaled(to_original / source_scale)
         face_quality = quality.measure(source, face.box, face_px)
         checks = run_checks(face, face_quality, face_px, self._liveness) if settings.liveness_checks else ()
+        clock.lap("quality")
         if face_quality.score < settings.quality_threshold:
             raise LowQualityError(
                 f"Face quality {face_quality.score:.1f} is below {settings.quality_threshold:g}; "
@@ -278,6 +313,7 @@ class FaceEngine:
                 **{f"{c.name}_value": c.value for c in failed},
             )
         embedding = recognizer.embed(source, face)
+        clock.lap("embed")
         return AnalysedFace(
             detection=face.scaled(source_scale),
             face_count=len(detections),
