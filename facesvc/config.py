@@ -100,6 +100,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the service's structured logs."""
 
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    """Port of the Prometheus /metrics HTTP endpoint, on the gRPC host's address; unset
+    turns metrics off, 0 picks a free one (see docs/OPERATIONS.md)."""
+
+    max_connection_age_seconds: float | None = Field(None, gt=0)
+    """Close each client connection after about this long (GOAWAY; calls in flight get
+    grace_seconds to finish) so clients balancing over a headless Service re-resolve DNS
+    and reach pods added since; unset keeps connections open (see docs/SCALING.md)."""
+
     @field_validator("model", "detector")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -115,4 +124,6 @@ class Settings(BaseSettings):
             )
         if self.liveness_min_brightness >= self.liveness_max_brightness:
             raise ValueError("liveness_min_brightness must be below liveness_max_brightness")
+        if self.metrics_port is not None and self.metrics_port == self.port != 0:
+            raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
         return self
