@@ -1,0 +1,227 @@
+"""Between the SDK's dataclasses and the generated messages; nothing else lives here."""
+
+from __future__ import annotations
+
+import array
+import itertools
+import os
+import struct
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO
+
+from facesvc_client._proto import face_service_pb2 as pb
+from facesvc_client.types import (
+    BoundingBox,
+    Candidate,
+    Embedding,
+    EnrollResult,
+    Face,
+    FaceSelection,
+    Health,
+    IdentifyResult,
+    IdentityMatch,
+    Landmarks,
+    LivenessCheck,
+    Point,
+    Quality,
+    ServingStatus,
+    VerifyResult,
+    candidates_from,
+)
+
+#: A photo: a path, its bytes, or a file object opened in binary mode.
+ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+#: Stored templates for `verify`: one embedding or several of the same person.
+StoredInput = Embedding | Iterable[Embedding]
+#: A gallery for `identify`: Candidates, or a mapping of id to one or more embeddings.
+GalleryInput = Mapping[str, Embedding | Iterable[Embedding]] | Iterable[Candidate]
+
+_SELECTIONS: Mapping[FaceSelection | None, pb.FaceSelection] = {
+    None: pb.FACE_SELECTION_UNSPECIFIED,
+    FaceSelection.REJECT_MULTIPLE: pb.FACE_SELECTION_REJECT_MULTIPLE,
+    FaceSelection.LARGEST: pb.FACE_SELECTION_LARGEST,
+    FaceSelection.CENTRAL: pb.FACE_SELECTION_CENTRAL,
+}
+_SELECTIONS_BACK = {value: key for key, value in _SELECTIONS.items()}
+_FLOAT32 = struct.Struct("<f")
+_STATUSES = {
+    pb.SERVING_STATUS_SERVING: ServingStatus.SERVING,
+    pb.SERVING_STATUS_NOT_SERVING: ServingStatus.NOT_SERVING,
+}
+
+
+def read_image(image: ImageInput) -> bytes:
+    """The photo's bytes, as uploaded; the service decodes them."""
+    if isinstance(image, bytes):
+        return image
+    if isinstance(image, bytearray | memoryview):
+        return bytes(image)
+    if isinstance(image, str | os.PathLike):
+        return Path(image).read_bytes()
+    data = image.read()
+    if not isinstance(data, bytes):
+        raise TypeError("open the photo in binary mode ('rb')")
+    return data
+
+
+def _f32(value: float) -> float:
+    """The shortest decimal that is the same float32 on the wire: 0.55, not 0.550000011920929.
+    Sending it back (a stored embedding, a threshold) gives the service the same value."""
+    for digits in (6, 7, 8):
+        short = float(f"{value:.{digits}g}")
+        if _FLOAT32.unpack(_FLOAT32.pack(short))[0] == value:
+            return short
+    return value
+
+
+def _selection(value: FaceSelection | str | None) -> pb.FaceSelection:
+    return _SELECTIONS[None if value is None else FaceSelection(value)]
+
+
+def embedding_to_proto(embedding: Embedding) -> pb.Embedding:
+    if not isinstance(embedding, Embedding):
+        raise TypeError(f"expected an Embedding, got {type(embedding).__name__}")
+    return pb.Embedding(values=embedding.values, model=embedding.model)
+
+
+def enroll_request(image: bytes, face_selection: FaceSelection | str | None) -> pb.EnrollRequest:
+    return pb.EnrollRequest(image=image, face_selection=_selection(face_selection))
+
+
+def verify_request(
+    image: bytes,
+    stored: StoredInput,
+    threshold: float | None,
+    face_selection: FaceSelection | str | None,
+) -> pb.VerifyRequest:
+    templates = [stored] if isinstance(stored, Embedding) else list(stored)
+    request = pb.VerifyRequest(
+        image=image,
+        stored_embeddings=[embedding_to_proto(e) for e in templates],
+        face_selection=_selection(face_selection),
+    )
+    if threshold is not None:
+        request.threshold = threshold
+    return request
+
+
+def identify_request(
+    image: bytes,
+    gallery: GalleryInput,
+    top_k: int,
+    threshold: float | None,
+    face_selection: FaceSelection | str | None,
+) -> pb.IdentifyRequest:
+    """A gallery of one model and one length (the usual case) travels as one packed block
+    of float32 rows, far cheaper for the service to parse than a message per candidate;
+    anything else as Candidate messages, so the service can say which entry is wrong."""
+    request = pb.IdentifyRequest(image=image, top_k=top_k, face_selection=_selection(face_selection))
+    candidates = candidates_from(gallery)
+    for candidate in candidates:
+        if not isinstance(candidate, Candidate):
+            raise TypeError(f"expected a Candidate, got {type(candidate).__name__}")
+    shapes = {(c.embedding.model, c.embedding.dimension) for c in candidates}
+    if len(shapes) == 1:
+        ((model, _),) = shapes
+        rows = array.array("f", itertools.chain.from_iterable(c.embedding.values for c in candidates))
+        if sys.byteorder == "big":
+            rows.byteswap()  # the wire format is little-endian
+        request.packed_candidates.CopyFrom(
+            pb.PackedGallery(ids=[c.id for c in candidates], values=rows.tobytes(), model=model)
+        )
+    else:
+        request.candidates.extend(
+            pb.Candidate(id=c.id, embedding=embedding_to_proto(c.embedding)) for c in candidates
+        )
+    if threshold is not None:
+        request.threshold = threshold
+    return request
+
+
+def _embedding(message: pb.Embedding) -> Embedding:
+    return Embedding(tuple(_f32(v) for v in message.values), message.model)
+
+
+def _quality(message: pb.Quality) -> Quality:
+    return Quality(
+        _f32(message.score), _f32(message.sharpness), _f32(message.brightness), _f32(message.face_size)
+    )
+
+
+def _point(message: pb.Point) -> Point:
+    return Point(_f32(message.x), _f32(message.y))
+
+
+def _face(message: pb.Face) -> Face:
+    box, marks = message.box, message.landmarks
+    return Face(
+        box=BoundingBox(box.x, box.y, box.width, box.height),
+        confidence=_f32(message.confidence),
+        landmarks=Landmarks(
+            _point(marks.left_eye),
+            _point(marks.right_eye),
+            _point(marks.nose),
+            _point(marks.mouth_left),
+            _point(marks.mouth_right),
+        ),
+        face_count=message.face_count,
+    )
+
+
+def _liveness(messages: Iterable[pb.LivenessCheck]) -> tuple[LivenessCheck, ...]:
+    return tuple(
+        LivenessCheck(m.name, m.passed, _f32(m.value), _f32(m.threshold), m.detail) for m in messages
+    )
+
+
+def enroll_result(message: pb.EnrollResponse) -> EnrollResult:
+    return EnrollResult(
+        embedding=_embedding(message.embedding),
+        quality=_quality(message.quality),
+        face=_face(message.face),
+        liveness_checks=_liveness(message.liveness_checks),
+    )
+
+
+def verify_result(message: pb.VerifyResponse) -> VerifyResult:
+    return VerifyResult(
+        match=message.match,
+        confidence=_f32(message.confidence),
+        distance=_f32(message.distance),
+        threshold=_f32(message.threshold),
+        model=message.model,
+        quality=_quality(message.quality),
+        face=_face(message.face),
+        best_template_index=message.best_template_index,
+        liveness_checks=_liveness(message.liveness_checks),
+    )
+
+
+def identify_result(message: pb.IdentifyResponse) -> IdentifyResult:
+    return IdentifyResult(
+        matches=tuple(
+            IdentityMatch(m.id, _f32(m.distance), _f32(m.confidence), m.match) for m in message.matches
+        ),
+        threshold=_f32(message.threshold),
+        model=message.model,
+        quality=_quality(message.quality),
+        face=_face(message.face),
+        liveness_checks=_liveness(message.liveness_checks),
+    )
+
+
+def health_result(message: pb.HealthResponse) -> Health:
+    return Health(
+        status=_STATUSES.get(message.status, ServingStatus.UNKNOWN),
+        model=message.model,
+        embedding_dim=message.embedding_dim,
+        detector=message.detector,
+        threshold=_f32(message.threshold),
+        distance_metric=message.distance_metric,
+        default_face_selection=_SELECTIONS_BACK.get(message.default_face_selection),
+        quality_threshold=_f32(message.quality_threshold),
+        version=message.version,
+        uptime_seconds=message.uptime_seconds,
+    )

@@ -1,0 +1,252 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FaceSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FACE_SELECTION_UNSPECIFIED: _ClassVar[FaceSelection]
+    FACE_SELECTION_REJECT_MULTIPLE: _ClassVar[FaceSelection]
+    FACE_SELECTION_LARGEST: _ClassVar[FaceSelection]
+    FACE_SELECTION_CENTRAL: _ClassVar[FaceSelection]
+
+class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SERVING_STATUS_UNSPECIFIED: _ClassVar[ServingStatus]
+    SERVING_STATUS_SERVING: _ClassVar[ServingStatus]
+    SERVING_STATUS_NOT_SERVING: _ClassVar[ServingStatus]
+FACE_SELECTION_UNSPECIFIED: FaceSelection
+FACE_SELECTION_REJECT_MULTIPLE: FaceSelection
+FACE_SELECTION_LARGEST: FaceSelection
+FACE_SELECTION_CENTRAL: FaceSelection
+SERVING_STATUS_UNSPECIFIED: ServingStatus
+SERVING_STATUS_SERVING: ServingStatus
+SERVING_STATUS_NOT_SERVING: ServingStatus
+
+class Embedding(_message.Message):
+    __slots__ = ("values", "model")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[float]
+    model: str
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ...) -> None: ...
+
+class Quality(_message.Message):
+    __slots__ = ("score", "sharpness", "brightness", "face_size")
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SHARPNESS_FIELD_NUMBER: _ClassVar[int]
+    BRIGHTNESS_FIELD_NUMBER: _ClassVar[int]
+    FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    score: float
+    sharpness: float
+    brightness: float
+    face_size: float
+    def __init__(self, score: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., face_size: _Optional[float] = ...) -> None: ...
+
+class Point(_message.Message):
+    __slots__ = ("x", "y")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    x: float
+    y: float
+    def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
+
+class BoundingBox(_message.Message):
+    __slots__ = ("x", "y", "width", "height")
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    x: int
+    y: int
+    width: int
+    height: int
+    def __init__(self, x: _Optional[int] = ..., y: _Optional[int] = ..., width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Landmarks(_message.Message):
+    __slots__ = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+    LEFT_EYE_FIELD_NUMBER: _ClassVar[int]
+    RIGHT_EYE_FIELD_NUMBER: _ClassVar[int]
+    NOSE_FIELD_NUMBER: _ClassVar[int]
+    MOUTH_LEFT_FIELD_NUMBER: _ClassVar[int]
+    MOUTH_RIGHT_FIELD_NUMBER: _ClassVar[int]
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+    def __init__(self, left_eye: _Optional[_Union[Point, _Mapping]] = ..., right_eye: _Optional[_Union[Point, _Mapping]] = ..., nose: _Optional[_Union[Point, _Mapping]] = ..., mouth_left: _Optional[_Union[Point, _Mapping]] = ..., mouth_right: _Optional[_Union[Point, _Mapping]] = ...) -> None: ...
+
+class Face(_message.Message):
+    __slots__ = ("box", "confidence", "landmarks", "face_count")
+    BOX_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    box: BoundingBox
+    confidence: float
+    landmarks: Landmarks
+    face_count: int
+    def __init__(self, box: _Optional[_Union[BoundingBox, _Mapping]] = ..., confidence: _Optional[float] = ..., landmarks: _Optional[_Union[Landmarks, _Mapping]] = ..., face_count: _Optional[int] = ...) -> None: ...
+
+class LivenessCheck(_message.Message):
+    __slots__ = ("name", "passed", "value", "threshold", "detail")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PASSED_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    detail: str
+    def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class EnrollRequest(_message.Message):
+    __slots__ = ("image", "face_selection")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    face_selection: FaceSelection
+    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ...) -> None: ...
+
+class EnrollResponse(_message.Message):
+    __slots__ = ("embedding", "quality", "face", "liveness_checks")
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    embedding: Embedding
+    quality: Quality
+    face: Face
+    liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
+    def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("image", "stored_embeddings", "threshold", "face_selection")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    STORED_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    stored_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    threshold: float
+    face_selection: FaceSelection
+    def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("match", "confidence", "distance", "threshold", "model", "quality", "face", "best_template_index", "liveness_checks")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    BEST_TEMPLATE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    match: bool
+    confidence: float
+    distance: float
+    threshold: float
+    model: str
+    quality: Quality
+    face: Face
+    best_template_index: int
+    liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
+    def __init__(self, match: _Optional[bool] = ..., confidence: _Optional[float] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., best_template_index: _Optional[int] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+
+class Candidate(_message.Message):
+    __slots__ = ("id", "embedding")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    embedding: Embedding
+    def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    top_k: int
+    threshold: float
+    face_selection: FaceSelection
+    packed_candidates: PackedGallery
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ...) -> None: ...
+
+class PackedGallery(_message.Message):
+    __slots__ = ("ids", "values", "model")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    values: bytes
+    model: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
+
+class IdentityMatch(_message.Message):
+    __slots__ = ("id", "distance", "confidence", "match")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    distance: float
+    confidence: float
+    match: bool
+    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., match: _Optional[bool] = ...) -> None: ...
+
+class IdentifyResponse(_message.Message):
+    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks")
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
+    threshold: float
+    model: str
+    quality: Quality
+    face: Face
+    liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
+    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+
+class HealthRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HealthResponse(_message.Message):
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold")
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
+    DETECTOR_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPTIME_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_METRIC_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    status: ServingStatus
+    model: str
+    embedding_dim: int
+    detector: str
+    threshold: float
+    version: str
+    uptime_seconds: float
+    distance_metric: str
+    default_face_selection: FaceSelection
+    quality_threshold: float
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ...) -> None: ...

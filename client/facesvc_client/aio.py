@@ -1,0 +1,138 @@
+"""AsyncFaceClient: FaceClient's twin on grpc.aio, with the same deadlines, retries and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+import grpc.aio
+
+from facesvc_client import _convert, _transport
+from facesvc_client._convert import GalleryInput, ImageInput, StoredInput
+from facesvc_client._proto import face_service_pb2 as pb
+from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
+from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
+from facesvc_client.errors import DeadlineExceededError, StatusCode
+from facesvc_client.types import EnrollResult, FaceSelection, Health, IdentifyResult, VerifyResult
+
+
+class AsyncFaceClient:
+    """A connection to facesvc for asyncio code; see FaceClient for the arguments.
+    Create it inside the event loop that uses it, and `await client.close()` (or use
+    `async with`) when done. Photos given as paths are read in a worker thread."""
+
+    def __init__(
+        self,
+        target: str | Sequence[str] = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
+        tls: bool | TLSConfig | None = None,
+        retries: RetryPolicy | int = RetryPolicy(),  # noqa: B008 - frozen, shared safely
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self.retry_policy = RetryPolicy.of(retries)
+        self._metadata = _transport.call_metadata(api_key)
+        tls_config = _transport.tls_of(tls)
+        channel_options = _transport.channel_options(tls_config, options)
+        self._channels = [
+            grpc.aio.secure_channel(t, _transport.credentials(tls_config), channel_options)
+            if tls_config
+            else grpc.aio.insecure_channel(t, channel_options)
+            for t in _transport.targets_of(target)
+        ]
+        self._stubs = [pb_grpc.FaceServiceStub(channel) for channel in self._channels]  # type: ignore[no-untyped-call]
+        self._turn = itertools.count()
+
+    async def enroll(
+        self,
+        image: ImageInput,
+        *,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> EnrollResult:
+        """See FaceClient.enroll."""
+        request = _convert.enroll_request(await _read(image), face_selection)
+        return _convert.enroll_result(await self._call("Enroll", request, timeout))
+
+    async def verify(
+        self,
+        image: ImageInput,
+        stored: StoredInput,
+        *,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> VerifyResult:
+        """See FaceClient.verify."""
+        request = _convert.verify_request(await _read(image), stored, threshold, face_selection)
+        return _convert.verify_result(await self._call("Verify", request, timeout))
+
+    async def identify(
+        self,
+        image: ImageInput,
+        candidates: GalleryInput,
+        *,
+        top_k: int = 1,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> IdentifyResult:
+        """See FaceClient.identify."""
+        request = _convert.identify_request(await _read(image), candidates, top_k, threshold, face_selection)
+        return _convert.identify_result(await self._call("Identify", request, timeout))
+
+    async def health(self, *, timeout: float | None = None) -> Health:
+        """See FaceClient.health."""
+        return _convert.health_result(await self._call("Health", pb.HealthRequest(), timeout))
+
+    async def close(self) -> None:
+        """Close the channels; calls in flight are cancelled."""
+        for channel in self._channels:
+            await channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _call(self, method: str, request: Any, timeout: float | None) -> Any:
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        attempts = self.retry_policy.attempts
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(
+                    f"no time left of the {budget:g} s deadline",
+                    code=StatusCode.DEADLINE_EXCEEDED,
+                    method=method,
+                )
+            stub = self._stubs[next(self._turn) % len(self._stubs)]
+            try:
+                return await getattr(stub, method)(request, timeout=remaining, metadata=self._metadata)
+            except grpc.RpcError as rpc_error:  # grpc.aio.AioRpcError
+                failure = _transport.error_from_rpc(rpc_error, method)
+            delay = self.retry_policy.backoff(attempt)
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+                raise failure
+            _transport.log_retry(method, failure, attempt, attempts, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _read(image: ImageInput) -> bytes:
+    if isinstance(image, bytes | bytearray | memoryview):
+        return _convert.read_image(image)
+    return await asyncio.to_thread(_convert.read_image, image)

@@ -1,0 +1,330 @@
+"""`facesvc`: the command-line tool. Results as JSON on stdout (for jq), errors in words on
+stderr, and an exit code per failure kind, so scripts can branch without parsing text."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, TLSConfig
+from facesvc_client._version import __version__
+from facesvc_client.client import FaceClient
+from facesvc_client.errors import (
+    AuthenticationError,
+    DeadlineExceededError,
+    EmbeddingInvalidError,
+    EmbeddingModelMismatchError,
+    FaceServiceError,
+    FaceTooSmallError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    ImageUndecodableError,
+    InternalError,
+    LivenessFailedError,
+    LowQualityError,
+    MultipleFacesError,
+    NoFaceError,
+    RequestTooLargeError,
+    ServiceUnavailableError,
+)
+from facesvc_client.types import Candidate, Embedding, FaceSelection
+
+
+class Exit(enum.IntEnum):
+    """The tool's exit codes. 1 is an answer, not a failure, as with grep."""
+
+    OK = 0
+    NO_MATCH = 1
+    """verify: no match; identify: nobody in the gallery matched; health: not serving."""
+    USAGE = 2
+    """Bad arguments, or a photo, embedding or gallery file that cannot be read."""
+    IMAGE_UNDECODABLE = 3
+    IMAGE_TOO_SMALL = 4
+    IMAGE_TOO_LARGE = 5
+    NO_FACE = 6
+    MULTIPLE_FACES = 7
+    FACE_TOO_SMALL = 8
+    LOW_QUALITY = 9
+    LIVENESS_FAILED = 10
+    EMBEDDING_INVALID = 11
+    EMBEDDING_MODEL_MISMATCH = 12
+    UNAVAILABLE = 13
+    """The service cannot be reached, or is still loading (after retries)."""
+    DEADLINE_EXCEEDED = 14
+    AUTHENTICATION = 15
+    REQUEST_TOO_LARGE = 16
+    INTERNAL = 17
+    OTHER = 18
+    """Any other failure status."""
+
+
+_EXIT_FOR: Mapping[type[FaceServiceError], Exit] = {
+    ImageUndecodableError: Exit.IMAGE_UNDECODABLE,
+    ImageTooSmallError: Exit.IMAGE_TOO_SMALL,
+    ImageTooLargeError: Exit.IMAGE_TOO_LARGE,
+    NoFaceError: Exit.NO_FACE,
+    MultipleFacesError: Exit.MULTIPLE_FACES,
+    FaceTooSmallError: Exit.FACE_TOO_SMALL,
+    LowQualityError: Exit.LOW_QUALITY,
+    LivenessFailedError: Exit.LIVENESS_FAILED,
+    EmbeddingInvalidError: Exit.EMBEDDING_INVALID,
+    EmbeddingModelMismatchError: Exit.EMBEDDING_MODEL_MISMATCH,
+    ServiceUnavailableError: Exit.UNAVAILABLE,
+    DeadlineExceededError: Exit.DEADLINE_EXCEEDED,
+    AuthenticationError: Exit.AUTHENTICATION,
+    RequestTooLargeError: Exit.REQUEST_TOO_LARGE,
+    InternalError: Exit.INTERNAL,
+}
+
+
+def exit_code_for(error: FaceServiceError) -> Exit:
+    """The exit code of the most specific class of `error` that has one."""
+    for cls in type(error).__mro__:
+        if cls in _EXIT_FOR:
+            return _EXIT_FOR[cls]
+    return Exit.OTHER
+
+
+class UsageError(Exception):
+    """An input the tool itself cannot use (exit 2)."""
+
+
+_EPILOG = "exit codes:\n" + "\n".join(f"  {code.value:>2}  {code.name.lower()}" for code in Exit)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # Connection options are accepted before or after the command; SUPPRESS keeps a
+    # subcommand's unset option from overwriting the same option given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--target",
+        default=argparse.SUPPRESS,
+        help=f"service address (env FACESVC_TARGET; default {DEFAULT_TARGET}); "
+        "dns:///name:port spreads calls over every replica",
+    )
+    common.add_argument(
+        "--timeout",
+        type=_positive,
+        default=argparse.SUPPRESS,
+        help=f"deadline per call in seconds, retries included (default {DEFAULT_TIMEOUT:g})",
+    )
+    common.add_argument(
+        "--api-key", default=argparse.SUPPRESS, help="sent as x-api-key metadata (env FACESVC_API_KEY)"
+    )
+    common.add_argument("--tls", action="store_true", default=argparse.SUPPRESS, help="connect with TLS")
+    common.add_argument(
+        "--ca-cert", type=Path, default=argparse.SUPPRESS, help="PEM roots to trust (implies --tls)"
+    )
+    common.add_argument(
+        "--pretty", action="store_true", default=argparse.SUPPRESS, help="indent the JSON output"
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="facesvc",
+        description="Enroll, verify and identify faces with a facesvc service.",
+        parents=[common],
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            parents=[common],
+            help=help_text,
+            description=help_text,
+            epilog=_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    def photo_and_selection(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("photo", help="JPEG, PNG, BMP or WebP file; - reads stdin")
+        sub.add_argument(
+            "--face-selection",
+            choices=[s.value for s in FaceSelection],
+            help="which face to take when the photo shows several (default: the service's)",
+        )
+
+    enroll = command("enroll", "Enroll the face in PHOTO and print its embedding.")
+    photo_and_selection(enroll)
+
+    verify = command("verify", "Check whether PHOTO shows the person of the stored embeddings.")
+    photo_and_selection(verify)
+    verify.add_argument(
+        "--embedding",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="an embedding, a list of them, or enroll's output (JSON); repeat for several templates",
+    )
+    verify.add_argument("--threshold", type=_positive, help="distance threshold for this call")
+
+    identify = command("identify", "Find who PHOTO shows among the people of a gallery.")
+    photo_and_selection(identify)
+    identify.add_argument(
+        "--gallery",
+        required=True,
+        metavar="FILE",
+        help='JSON: {"id": embedding or [embeddings] or enroll output, ...} '
+        'or [{"id": ..., "embedding": ...}, ...]',
+    )
+    identify.add_argument("--top-k", type=int, default=1, help="how many identities to list (default 1)")
+    identify.add_argument("--threshold", type=_positive, help="distance threshold for this call")
+
+    command("health", "Print the serving model and configuration.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error (2)
+        return int(stop.code or 0)
+    try:
+        with _client(args) as client:
+            handler = _COMMANDS[args.command]
+            payload, answer = handler(client, args)
+    except UsageError as error:
+        print(f"facesvc: {error}", file=sys.stderr)
+        return Exit.USAGE
+    except FaceServiceError as error:
+        print(f"facesvc {args.command}: {error}", file=sys.stderr)
+        return exit_code_for(error)
+    indent = 2 if getattr(args, "pretty", False) else None
+    print(json.dumps(payload, indent=indent))
+    return Exit.OK if answer else Exit.NO_MATCH
+
+
+def _client(args: argparse.Namespace) -> FaceClient:
+    target = getattr(args, "target", None) or os.environ.get("FACESVC_TARGET") or DEFAULT_TARGET
+    ca_cert: Path | None = getattr(args, "ca_cert", None)
+    tls: TLSConfig | bool = getattr(args, "tls", False)
+    if ca_cert is not None:
+        tls = TLSConfig(root_certificates=_read(str(ca_cert), "CA certificate"))
+    return FaceClient(
+        target,
+        timeout=getattr(args, "timeout", DEFAULT_TIMEOUT),
+        api_key=getattr(args, "api_key", None) or os.environ.get("FACESVC_API_KEY"),
+        tls=tls,
+    )
+
+
+def _enroll(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    result = client.enroll(_read(args.photo, "photo"), face_selection=_selection(args))
+    return result.to_dict(), True
+
+
+def _verify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    stored = [embedding for path in args.embedding for embedding in load_embeddings(path)]
+    result = client.verify(
+        _read(args.photo, "photo"), stored, threshold=args.threshold, face_selection=_selection(args)
+    )
+    return result.to_dict(), result.match
+
+
+def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    result = client.identify(
+        _read(args.photo, "photo"),
+        load_gallery(args.gallery),
+        top_k=args.top_k,
+        threshold=args.threshold,
+        face_selection=_selection(args),
+    )
+    return result.to_dict(), result.best is not None
+
+
+def _health(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    result = client.health()
+    return result.to_dict(), result.serving
+
+
+_COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[dict[str, Any], bool]]] = {
+    "enroll": _enroll,
+    "verify": _verify,
+    "identify": _identify,
+    "health": _health,
+}
+
+
+# ---- input files ----------------------------------------------------------------------
+
+
+def load_embeddings(path: str) -> list[Embedding]:
+    """The embeddings in a JSON file: one embedding, enroll's output, or a list of either."""
+    try:
+        return _embeddings_in(_json(path))
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def load_gallery(path: str) -> list[Candidate]:
+    """A gallery file: {"id": embedding(s), ...} or [{"id": ..., "embedding": ...}, ...]."""
+    data = _json(path)
+    try:
+        if isinstance(data, dict):
+            gallery = [Candidate(str(key), e) for key, value in data.items() for e in _embeddings_in(value)]
+        elif isinstance(data, list):
+            gallery = []
+            for entry in data:
+                if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                    raise ValueError('each entry needs an "id" and an "embedding"')
+                gallery.extend(Candidate(entry["id"], e) for e in _embeddings_in(entry.get("embedding")))
+        else:
+            raise ValueError("a gallery is a JSON object or list")
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+    if not gallery:
+        raise UsageError(f"{path}: the gallery is empty")
+    return gallery
+
+
+def _embeddings_in(data: Any) -> list[Embedding]:
+    items = data if isinstance(data, list) else [data]
+    result = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("embedding"), dict):
+            item = item["embedding"]  # enroll's whole output
+        result.append(Embedding.from_dict(item))
+    if not result:
+        raise ValueError("no embedding found")
+    return result
+
+
+def _json(path: str) -> Any:
+    try:
+        return json.loads(_read(path, "file"))
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path}: not JSON ({error})") from None
+
+
+def _read(path: str, what: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {what} {path}: {error.strerror or error}") from None
+
+
+def _selection(args: argparse.Namespace) -> FaceSelection | None:
+    return FaceSelection(args.face_selection) if args.face_selection else None
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

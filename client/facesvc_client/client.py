@@ -1,0 +1,151 @@
+"""FaceClient: the blocking client. Every call has a deadline, UNAVAILABLE is retried with
+back-off, and failures surface as the SDK's exceptions, never as grpc.RpcError."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+
+from facesvc_client import _convert, _transport
+from facesvc_client._convert import GalleryInput, ImageInput, StoredInput
+from facesvc_client._proto import face_service_pb2 as pb
+from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
+from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
+from facesvc_client.errors import DeadlineExceededError, StatusCode
+from facesvc_client.types import EnrollResult, FaceSelection, Health, IdentifyResult, VerifyResult
+
+
+class FaceClient:
+    """A connection to facesvc. Thread-safe; make one and share it.
+
+    `target` is one gRPC target ("localhost:50051", or "dns:///facesvc.internal:50051" to
+    spread calls over every address the name resolves to), or a list of targets: calls
+    then rotate over them, and a call refused as UNAVAILABLE is retried on the next one.
+    `timeout` is each call's deadline in seconds, retries included; `retries` is a
+    RetryPolicy or a number of retries. `api_key` is sent as `x-api-key` metadata.
+    `tls` is True (system roots) or a TLSConfig; None means plaintext.
+    """
+
+    def __init__(
+        self,
+        target: str | Sequence[str] = DEFAULT_TARGET,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        api_key: str | None = None,
+        tls: bool | TLSConfig | None = None,
+        retries: RetryPolicy | int = RetryPolicy(),  # noqa: B008 - frozen, shared safely
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.timeout = timeout
+        self.retry_policy = RetryPolicy.of(retries)
+        self._metadata = _transport.call_metadata(api_key)
+        tls_config = _transport.tls_of(tls)
+        channel_options = _transport.channel_options(tls_config, options)
+        self._channels = [
+            grpc.secure_channel(t, _transport.credentials(tls_config), channel_options)
+            if tls_config
+            else grpc.insecure_channel(t, channel_options)
+            for t in _transport.targets_of(target)
+        ]
+        self._stubs = [pb_grpc.FaceServiceStub(channel) for channel in self._channels]  # type: ignore[no-untyped-call]
+        self._turn = itertools.count()
+
+    # ---- the four RPCs ------------------------------------------------------------------
+
+    def enroll(
+        self,
+        image: ImageInput,
+        *,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> EnrollResult:
+        """Detect the one face in a photo and return its embedding for you to store.
+
+        Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
+        LowQualityError, ...) when the photo cannot be used."""
+        request = _convert.enroll_request(_convert.read_image(image), face_selection)
+        return _convert.enroll_result(self._call("Enroll", request, timeout))
+
+    def verify(
+        self,
+        image: ImageInput,
+        stored: StoredInput,
+        *,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> VerifyResult:
+        """Compare the face in a live photo with one or more stored embeddings of one person;
+        the closest decides. `threshold` overrides the service's distance threshold."""
+        request = _convert.verify_request(_convert.read_image(image), stored, threshold, face_selection)
+        return _convert.verify_result(self._call("Verify", request, timeout))
+
+    def identify(
+        self,
+        image: ImageInput,
+        candidates: GalleryInput,
+        *,
+        top_k: int = 1,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        timeout: float | None = None,
+    ) -> IdentifyResult:
+        """Find who a live photo shows among `candidates` in one call: a mapping of id to
+        one or more embeddings, or Candidate values. Returns the top_k closest identities."""
+        request = _convert.identify_request(
+            _convert.read_image(image), candidates, top_k, threshold, face_selection
+        )
+        return _convert.identify_result(self._call("Identify", request, timeout))
+
+    def health(self, *, timeout: float | None = None) -> Health:
+        """The serving model and configuration. A service still loading answers with
+        status NOT_SERVING rather than an error."""
+        return _convert.health_result(self._call("Health", pb.HealthRequest(), timeout))
+
+    # ---- lifecycle --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the channels; calls in flight are cancelled."""
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # ---- one call, with deadline and retries ----------------------------------------------
+
+    def _call(self, method: str, request: Any, timeout: float | None) -> Any:
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        attempts = self.retry_policy.attempts
+        for attempt in range(1, attempts + 1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceededError(
+                    f"no time left of the {budget:g} s deadline",
+                    code=StatusCode.DEADLINE_EXCEEDED,
+                    method=method,
+                )
+            stub = self._stubs[next(self._turn) % len(self._stubs)]
+            try:
+                return getattr(stub, method)(request, timeout=remaining, metadata=self._metadata)
+            except grpc.RpcError as rpc_error:
+                failure = _transport.error_from_rpc(rpc_error, method)
+            delay = self.retry_policy.backoff(attempt)
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+                raise failure
+            _transport.log_retry(method, failure, attempt, attempts, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,279 @@
+"""The values the SDK takes and returns: frozen dataclasses and enums, never protobuf messages."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class FaceSelection(enum.StrEnum):
+    """Which face the service takes when a photo shows several (None: the server's default)."""
+
+    REJECT_MULTIPLE = "reject_multiple"
+    """Refuse with MULTIPLE_FACES when two comparable faces are present (kiosks, doors)."""
+    LARGEST = "largest"
+    """Take the largest face (portrait and ID photo archives)."""
+    CENTRAL = "central"
+    """Take the face nearest the centre of the image (press photos)."""
+
+
+class ServingStatus(enum.StrEnum):
+    """Whether the service serves requests now."""
+
+    UNKNOWN = "unknown"
+    SERVING = "serving"
+    NOT_SERVING = "not_serving"
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """A face template and the model that made it.
+
+    Store it whole: embeddings of different models cannot be compared, and the service
+    refuses them with EMBEDDING_MODEL_MISMATCH. `to_json()` / `from_json()` round-trip
+    exactly, so any database that holds text can hold one.
+    """
+
+    values: tuple[float, ...]
+    model: str
+
+    def __post_init__(self) -> None:
+        # Accept any sequence of numbers; store an immutable tuple of floats so that
+        # equality and hashing work and a stored embedding cannot be changed in place.
+        object.__setattr__(self, "values", tuple(float(value) for value in self.values))
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError("an Embedding needs the name of the model that made it")
+
+    @property
+    def dimension(self) -> int:
+        """The number of values (128 for SFace and Dlib, 512 for Facenet512)."""
+        return len(self.values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"model": ..., "values": [...]}`: the form `from_dict` and the CLI read."""
+        return {"model": self.model, "values": list(self.values)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Embedding:
+        """The inverse of `to_dict`; raises ValueError on anything else."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"an embedding is an object with model and values, not {type(data).__name__}")
+        model, values = data.get("model"), data.get("values")
+        if not isinstance(model, str) or not model:
+            raise ValueError("an embedding needs a non-empty 'model' string")
+        if not isinstance(values, list) or not all(
+            isinstance(value, int | float) and not isinstance(value, bool) for value in values
+        ):
+            raise ValueError("an embedding needs 'values', a list of numbers")
+        return cls(tuple(values), model)
+
+    def to_json(self) -> str:
+        """Compact JSON text; floats are written so that `from_json` restores them exactly."""
+        if not all(math.isfinite(value) for value in self.values):
+            raise ValueError("an embedding with NaN or infinite values cannot be stored as JSON")
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Embedding:
+        """The inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One gallery entry for `identify`: a person's id and one of their templates.
+    An id may repeat for several templates of the same person."""
+
+    id: str
+    embedding: Embedding
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    """The chosen face's quality; every figure runs from 0 (worst) to 100."""
+
+    score: float
+    """50% sharpness, 30% brightness, 20% face size."""
+    sharpness: float
+    brightness: float
+    face_size: float
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """A position in pixels of the original (upright) image."""
+
+    x: float
+    y: float
+
+
+@dataclass(frozen=True, slots=True)
+class BoundingBox:
+    """A box in pixels of the original image, after its EXIF orientation is applied."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Landmarks:
+    """Five facial landmarks; "left" and "right" as seen in the image."""
+
+    left_eye: Point
+    right_eye: Point
+    nose: Point
+    mouth_left: Point
+    mouth_right: Point
+
+
+@dataclass(frozen=True, slots=True)
+class Face:
+    """The face the service chose and measured."""
+
+    box: BoundingBox
+    confidence: float
+    """The detector's confidence, 0 to 1."""
+    landmarks: Landmarks
+    face_count: int
+    """How many faces the detector found, the chosen one included."""
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessCheck:
+    """The outcome of one basic liveness check."""
+
+    name: str
+    passed: bool
+    value: float
+    threshold: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollResult:
+    """What `enroll` returns: the embedding to store, and what the service saw."""
+
+    embedding: Embedding
+    quality: Quality
+    face: Face
+    liveness_checks: tuple[LivenessCheck, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """What `verify` returns."""
+
+    match: bool
+    confidence: float
+    """0-100, at or above 50 exactly when `match`."""
+    distance: float
+    """To the closest stored template, in the model's metric."""
+    threshold: float
+    model: str
+    quality: Quality
+    face: Face
+    best_template_index: int
+    """Which of the stored embeddings was closest."""
+    liveness_checks: tuple[LivenessCheck, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityMatch:
+    """One identity of the gallery, scored by its closest template."""
+
+    id: str
+    distance: float
+    confidence: float
+    match: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyResult:
+    """What `identify` returns: at most top_k identities, closest first, matching or not."""
+
+    matches: tuple[IdentityMatch, ...]
+    threshold: float
+    model: str
+    quality: Quality
+    face: Face
+    liveness_checks: tuple[LivenessCheck, ...]
+
+    @property
+    def best(self) -> IdentityMatch | None:
+        """The closest identity when it matches; None when nobody in the gallery does."""
+        return self.matches[0] if self.matches and self.matches[0].match else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """What `health` returns: the serving model and configuration."""
+
+    status: ServingStatus
+    model: str
+    embedding_dim: int
+    detector: str
+    threshold: float
+    """The default distance threshold."""
+    distance_metric: str
+    """"cosine" or "euclidean"."""
+    default_face_selection: FaceSelection | None
+    quality_threshold: float
+    version: str
+    uptime_seconds: float
+
+    @property
+    def serving(self) -> bool:
+        return self.status is ServingStatus.SERVING
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready data: dataclasses become dicts, tuples lists, enums their string value."""
+    if isinstance(value, Embedding):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _fields(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
+
+
+def candidates_from(
+    gallery: Mapping[str, Embedding | Iterable[Embedding]] | Iterable[Candidate],
+) -> list[Candidate]:
+    """Normalise a gallery: Candidates as they are, or a mapping of id to one or more embeddings."""
+    if isinstance(gallery, Mapping):
+        result: list[Candidate] = []
+        for identity, stored in gallery.items():
+            templates = [stored] if isinstance(stored, Embedding) else list(stored)
+            result.extend(Candidate(identity, template) for template in templates)
+        return result
+    return list(gallery)
