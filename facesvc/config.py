@@ -92,7 +92,17 @@ class Settings(BaseSettings):
     """Mean face intensity (0-255) above which the face is washed out."""
 
     workers: int = Field(8, ge=1, le=256)
-    """Threads serving RPCs."""
+    """Threads serving RPCs in each process."""
+
+    processes: int | None = Field(None, ge=1, le=64)
+    """Serving processes sharing the port (SO_REUSEPORT), each with its own engine. Unset:
+    one per core for models whose embedding holds the GIL (Dlib), else one (SFace and
+    the DeepFace models run on every core from one process)."""
+
+    opencv_threads: int = Field(1, ge=0, le=64)
+    """Threads OpenCV may use inside one request (0: OpenCV's default, all cores). One
+    is fastest under concurrent load, where requests already fill the cores (see
+    bench/RESULTS.md)."""
 
     grace_seconds: float = Field(10.0, ge=0)
     """On SIGTERM, how long in-flight calls may take to finish."""

@@ -107,9 +107,16 @@ def _dlib_confidence(score: float) -> float:
 
 class DlibDetector:
     """dlib's HOG detector, with its CNN (MMOD) detector as a fallback when HOG finds
-    nothing; landmarks from the 68-point predictor (networks from face-recognition-models)."""
+    nothing; landmarks from the 68-point predictor (networks from face-recognition-models).
+
+    Costs measured here on a 640x480 frame: HOG 55 ms, HOG at 2x upsampling 220 ms, the
+    CNN 3.2 s (13.7 s upsampled). So HOG runs first as is, then upsampled (faces under
+    80 px), and the CNN last, on a copy shrunk to CNN_LONG_SIDE (about 0.8 s), for the
+    turned or partly hidden faces HOG misses.
+    """
 
     name = "dlib"
+    CNN_LONG_SIDE = 320
 
     def __init__(self, min_confidence: float) -> None:
         import dlib  # only when configured: the default pipeline does not need it
@@ -120,12 +127,28 @@ class DlibDetector:
         self._shape = dlib.shape_predictor(str(weights.dlib_model(weights.DLIB_SHAPE_68_FILE)))
         self._min_confidence = min_confidence
 
+    def _confident(self, found: list[tuple[Any, float]]) -> bool:
+        return any(_dlib_confidence(score) >= self._min_confidence for _, score in found)
+
     def detect(self, image: Image) -> list[Detection]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        rects, scores, _ = self._hog.run(rgb, 1, -0.5)
-        found = [(rect, float(score)) for rect, score in zip(rects, scores, strict=True)]
-        if not any(_dlib_confidence(score) >= self._min_confidence for _, score in found):
-            found = [(d.rect, float(d.confidence)) for d in self._cnn(rgb, 1)]
+        found: list[tuple[Any, float]] = []
+        for upsample in (0, 1):
+            rects, scores, _ = self._hog.run(rgb, upsample, -0.5)
+            found = [(rect, float(score)) for rect, score in zip(rects, scores, strict=True)]
+            if self._confident(found):
+                break
+        if not self._confident(found):
+            shrink = min(1.0, self.CNN_LONG_SIDE / max(rgb.shape[:2]))
+            small = (
+                cv2.resize(rgb, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+                if shrink < 1
+                else rgb
+            )
+            found = [
+                (_scale_rect(self._dlib, d.rect, 1 / shrink), float(d.confidence))
+                for d in self._cnn(small, 0)
+            ]
         detections = []
         for rect, score in found:
             shape = self._shape(rgb, rect)
@@ -140,6 +163,15 @@ class DlibDetector:
             box = Box(rect.left(), rect.top(), rect.width(), rect.height())
             detections.append(Detection(box, _dlib_confidence(score), landmarks_from(points)))
         return detections
+
+
+def _scale_rect(dlib: Any, rect: Any, factor: float) -> Any:
+    return dlib.rectangle(
+        round(rect.left() * factor),
+        round(rect.top() * factor),
+        round(rect.right() * factor),
+        round(rect.bottom() * factor),
+    )
 
 
 class DeepFaceDetector:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 from facesvc.config import Settings
@@ -180,6 +181,8 @@ class FaceEngine:
         """Load the models and run one real inference; raises ModelUnavailableError when a
         model cannot be had (the server then refuses to start)."""
         started = time.perf_counter()
+        # OpenCV reads 0 as 'no threads' and a negative count as 'its default'.
+        cv2.setNumThreads(self.settings.opencv_threads or -1)
         self._detector = create_detector(
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence
         )
@@ -285,10 +288,10 @@ class FaceEngine:
                 min_face_size=settings.min_face_size,
             )
 
-        # Measure and embed from the highest resolution at hand that the face needs:
-        # the decoded image, or the full one when libjpeg's reduction left the face small.
+        # Measure and embed from the decoded image, unless libjpeg's reduction left the
+        # face smaller than the crop the model needs: then decode the full image.
         source, source_scale = pixels, float(reduction)
-        if reduction > 1 and chosen.box.size * to_original / reduction < 2 * 112:
+        if reduction > 1 and face_px / reduction < recognizer.crop_size:
             source, source_scale = decode.decode(image_bytes, header, 1), 1.0
             clock.lap("decode")
         face = chosen.scaled(to_original / source_scale)

@@ -13,11 +13,14 @@ from grpc_reflection.v1alpha import reflection
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
+from facesvc.rpc.request_log import RequestLogInterceptor
 from facesvc.rpc.servicer import FaceServiceServicer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceService"].full_name
+HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 log = logging.getLogger("facesvc.rpc")
 
@@ -30,6 +33,12 @@ class FaceServer:
     port: int
     health: health.HealthServicer
     _serving: threading.Event = field(default_factory=threading.Event)
+    metrics: ServiceMetrics | None = None
+    metrics_endpoint: MetricsEndpoint | None = None
+
+    @property
+    def metrics_port(self) -> int | None:
+        return self.metrics_endpoint.port if self.metrics_endpoint else None
 
     @property
     def serving(self) -> bool:
@@ -40,40 +49,59 @@ class FaceServer:
         self._serving.set()
         for service in ("", SERVICE_NAME):
             self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if self.metrics:
+            self.metrics.set_serving(True)
 
     def stop(self, grace: float | None) -> threading.Event:
         """Go NOT_SERVING first, refuse new calls, let in-flight ones finish within `grace`."""
         self._serving.clear()
         self.health.enter_graceful_shutdown()
+        if self.metrics:
+            self.metrics.set_serving(False)
         done: threading.Event = self.server.stop(grace)
+        if self.metrics_endpoint:
+            self.metrics_endpoint.close_when(done)
         return done
 
 
-def create_server(settings: Settings, engine: FaceEngine) -> FaceServer:
+def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = False) -> FaceServer:
     """Build and bind (not start) the server; health reports NOT_SERVING until
-    `set_serving()`. The port is the bound one, so settings.port may be 0."""
+    `set_serving()`. The port is the bound one, so settings.port may be 0. With
+    `reuse_port`, several processes serve the same port (see facesvc.rpc.workers)."""
     options = [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
+    if settings.max_connection_age_seconds is not None:
+        options.append(("grpc.max_connection_age_ms", round(settings.max_connection_age_seconds * 1000)))
+        options.append(("grpc.max_connection_age_grace_ms", round(settings.grace_seconds * 1000)))
+    metrics = None
+    interceptors: list[object] = [RequestLogInterceptor()]
+    if settings.metrics_port is not None:
+        methods = [method.name for method in pb.DESCRIPTOR.services_by_name["FaceService"].methods]
+        metrics = ServiceMetrics(engine, {SERVICE_NAME: methods, HEALTH_SERVICE_NAME: ["Check"]})
+        interceptors.append(MetricsInterceptor(metrics))
+        if engine.observer is None:
+            engine.observer = observe_stage
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="facesvc-rpc"),
         options=options,
+        interceptors=interceptors,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    face_server = FaceServer(server=server, port=0, health=health_servicer)
+    face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
     pb_grpc.add_FaceServiceServicer_to_server(  # type: ignore[no-untyped-call]
         FaceServiceServicer(engine, is_serving=lambda: face_server.serving), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-        server,
-    )
+    reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
     face_server.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
     if face_server.port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
+    if metrics is not None and settings.metrics_port is not None and not reuse_port:
+        # With reuse_port this process is one of several; the supervisor serves their sum.
+        face_server.metrics_endpoint = MetricsEndpoint(metrics.registry, settings.host, settings.metrics_port)
     return face_server

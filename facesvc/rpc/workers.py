@@ -1,0 +1,162 @@
+"""Serving processes: one process serving until SIGTERM, or several sharing one port.
+
+Several processes exist for models whose embedding step holds Python's GIL (dlib's
+descriptor: two threads ran it 0.98x as fast as one), where threads cannot use a
+second core. Like gRPC's own examples/python/multiprocessing, each worker runs a
+complete server (engine, health, reflection) on the same port with SO_REUSEPORT and
+the kernel spreads connections over them; the parent only reserves the port, starts
+the workers, forwards SIGTERM and reports how they ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from types import FrameType
+
+from facesvc import __version__, logs
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
+from facesvc.errors import ModelUnavailableError
+from facesvc.rpc.server import create_server
+
+log = logging.getLogger("facesvc.server")
+
+EXIT_OK, EXIT_CANNOT_START = 0, 1
+
+
+def _on_stop_signals(stopping: threading.Event, grace: float) -> None:
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("shutting down", extra={"signal": signal.Signals(signum).name, "grace_seconds": grace})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
+def serve(
+    settings: Settings, *, reuse_port: bool = False, on_ready: Callable[[int], None] | None = None
+) -> int:
+    """Serve in this process until SIGTERM or SIGINT; returns the exit code.
+
+    Listening starts at once (health NOT_SERVING), the models load and warm up, then
+    health turns SERVING. A model that cannot be had ends start-up with exit code 1.
+    """
+    stopping = threading.Event()
+    _on_stop_signals(stopping, settings.grace_seconds)
+    engine = FaceEngine(settings)
+    face_server = create_server(settings, engine, reuse_port=reuse_port)
+    face_server.server.start()
+    log.info("listening", extra={"port": face_server.port, "version": __version__, "status": "NOT_SERVING"})
+    try:
+        engine.load()
+    except ModelUnavailableError as error:
+        log.error("cannot start: %s", error, extra={"model": settings.model, "detector": settings.detector})
+        face_server.stop(0).wait()
+        return EXIT_CANNOT_START
+    if not stopping.is_set():
+        face_server.set_serving()
+        if on_ready is not None:
+            on_ready(face_server.port)
+        else:
+            log.info(
+                "serving",
+                extra={"port": face_server.port, "model": settings.model, "detector": settings.detector},
+            )
+        stopping.wait()
+    face_server.stop(settings.grace_seconds).wait()
+    log.info("stopped")
+    return EXIT_OK
+
+
+def process_count(settings: Settings) -> int:
+    """FACESVC_PROCESSES, or by default one per core when the model holds the GIL, else one."""
+    if settings.processes is not None:
+        return settings.processes
+    from facesvc.engine.models import holds_gil
+
+    return (os.cpu_count() or 1) if holds_gil(settings.model) else 1
+
+
+@contextlib.contextmanager
+def _reserved_port(host: str, port: int) -> Iterator[int]:
+    """Hold `port` (or pick a free one for 0) with SO_REUSEPORT so the workers can share it."""
+    address = host.strip("[]")
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((address, port))
+        yield sock.getsockname()[1]
+    finally:
+        sock.close()
+
+
+def _worker(settings: Settings, ready: Connection) -> None:
+    logs.configure(settings.log_level)
+    code = serve(settings, reuse_port=True, on_ready=lambda port: ready.send(("ready", port)))
+    ready.send(("exit", code))
+    os._exit(code)
+
+
+def supervise(settings: Settings, processes: int) -> int:
+    """Run `processes` serving workers on one port until SIGTERM; returns the exit code."""
+    stopping = threading.Event()
+    _on_stop_signals(stopping, settings.grace_seconds)
+    context = multiprocessing.get_context("fork")  # before any gRPC object exists here
+    with _reserved_port(settings.host, settings.port) as port:
+        worker_settings = settings.model_copy(update={"port": port})
+        workers = []
+        for _ in range(processes):
+            parent_end, child_end = context.Pipe(duplex=False)
+            process = context.Process(target=_worker, args=(worker_settings, child_end), daemon=False)
+            process.start()
+            workers.append((process, parent_end))
+        pending = {process.pid for process, _ in workers}
+        failed = False
+        while pending and not stopping.is_set() and not failed:
+            for process, pipe in workers:
+                if process.pid in pending and pipe.poll(0.05):
+                    kind, _value = pipe.recv()
+                    pending.discard(process.pid)
+                    failed = failed or kind != "ready"
+                elif process.pid in pending and not process.is_alive():
+                    pending.discard(process.pid)
+                    failed = True
+        if not failed and not stopping.is_set():
+            log.info(
+                "serving",
+                extra={
+                    "port": port,
+                    "processes": processes,
+                    "model": settings.model,
+                    "detector": settings.detector,
+                },
+            )
+            while not stopping.wait(0.5):
+                if any(not process.is_alive() for process, _ in workers):
+                    log.error("a serving process ended unexpectedly; stopping the others")
+                    failed = True
+                    break
+        for process, _ in workers:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        for process, _ in workers:
+            process.join(settings.grace_seconds + 5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    codes = [process.exitcode for process, _ in workers]
+    if failed or any(code != 0 for code in codes):
+        return (
+            max((code for code in codes if code), default=EXIT_CANNOT_START) if failed else EXIT_CANNOT_START
+        )
+    log.info("stopped", extra={"processes": processes})
+    return EXIT_OK
