@@ -1,0 +1,583 @@
+"""The Python SDK (client/, facesvc_client) against a real server on port 0 with the real
+photos: typed results, one exception class per rejection, deadlines, retries, targets."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import json
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from facesvc_client import (
+    AsyncFaceClient,
+    AuthenticationError,
+    Candidate,
+    DeadlineExceededError,
+    Embedding,
+    EmbeddingInvalidError,
+    EmbeddingModelMismatchError,
+    EngineNotReadyError,
+    EnrollResult,
+    FaceClient,
+    FaceSelection,
+    FaceServiceError,
+    FaceTooSmallError,
+    ImageRejectedError,
+    ImageTooLargeError,
+    ImageTooSmallError,
+    ImageUndecodableError,
+    InternalError,
+    LivenessFailedError,
+    LowQualityError,
+    MultipleFacesError,
+    NoFaceError,
+    RequestTooLargeError,
+    RetryPolicy,
+    ServiceUnavailableError,
+    ServingStatus,
+    StatusCode,
+    TLSConfig,
+)
+from google.protobuf.message import Message
+
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
+from facesvc.rpc.server import FaceServer
+from facesvc.rpc.servicer import FaceServiceServicer
+from facesvc.v1 import face_service_pb2_grpc as pb_grpc
+from tests import images
+from tests.conftest import CELEBS, ORL, ROOT, identities, start_server
+
+FAST_RETRIES = RetryPolicy(attempts=40, initial_backoff=0.05, max_backoff=0.25)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def target(server: FaceServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture(scope="module")
+def client(target: str) -> Iterator[FaceClient]:
+    with FaceClient(target, timeout=30) as face_client:
+        yield face_client
+
+
+@pytest.fixture(scope="module")
+def alice(client: FaceClient) -> Embedding:
+    """celebs id00, enrolled from img1.jpg."""
+    return client.enroll(CELEBS / "img1.jpg").embedding
+
+
+RetryLog = Callable[[], list[logging.LogRecord]]
+
+
+@pytest.fixture
+def retries(caplog: pytest.LogCaptureFixture) -> RetryLog:
+    """The SDK's "retrying ..." log records so far in this test."""
+    caplog.set_level(logging.INFO, logger="facesvc_client")
+    return lambda: [
+        r for r in caplog.records if r.name == "facesvc_client" and r.getMessage().startswith("retrying")
+    ]
+
+
+@contextmanager
+def serving(engine: FaceEngine, **settings: Any) -> Iterator[FaceServer]:
+    """One more real server (create_server, as server.py builds it) for one test."""
+    face_server = start_server(Settings(port=0, host="127.0.0.1", **settings), engine)
+    try:
+        yield face_server
+    finally:
+        face_server.stop(None).wait()
+
+
+@contextmanager
+def servicer_behind(
+    engine: FaceEngine,
+    interceptors: tuple[grpc.ServerInterceptor, ...] = (),
+    credentials: grpc.ServerCredentials | None = None,
+) -> Iterator[int]:
+    """The real FaceService servicer behind what a deployment puts in front of it (an API
+    key check, TLS); create_server offers neither, so this server is assembled here."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=interceptors)
+    pb_grpc.add_FaceServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        FaceServiceServicer(engine, is_serving=lambda: engine.ready), server
+    )
+    address = "localhost:0" if credentials else "127.0.0.1:0"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    server.start()
+    try:
+        yield port
+    finally:
+        server.stop(None).wait()
+
+
+# ---- typed results --------------------------------------------------------------------
+
+
+def _protobuf_inside(value: object) -> bool:
+    if isinstance(value, Message):
+        return True
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_protobuf_inside(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, tuple):
+        return any(_protobuf_inside(item) for item in value)
+    return False
+
+
+def test_enroll_takes_a_path_bytes_or_a_file_and_returns_frozen_dataclasses(client: FaceClient) -> None:
+    path = CELEBS / "img1.jpg"
+    results = [
+        client.enroll(path),
+        client.enroll(str(path)),
+        client.enroll(path.read_bytes()),
+        client.enroll(io.BytesIO(path.read_bytes())),
+    ]
+    with path.open("rb") as handle:
+        results.append(client.enroll(handle))
+    first = results[0]
+    assert isinstance(first, EnrollResult) and not _protobuf_inside(first)
+    assert all(result.embedding == first.embedding for result in results)
+    assert first.embedding.model == "SFace" and first.embedding.dimension == 128
+    assert isinstance(first.embedding.values, tuple) and all(
+        isinstance(v, float) for v in first.embedding.values
+    )
+    assert 30 <= first.quality.score <= 100 and first.face.face_count == 1
+    assert first.face.box.width > 300 and 0.8 < first.face.confidence <= 1
+    assert [check.name for check in first.liveness_checks] == [
+        "sharpness",
+        "illumination",
+        "face_size",
+        "plausible_geometry",
+    ]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.embedding.model = "Dlib"
+    json.dumps(first.to_dict())  # plain data all the way down
+
+
+def test_embedding_round_trips_through_json_and_the_service_sees_the_same_values(
+    client: FaceClient, alice: Embedding
+) -> None:
+    text = alice.to_json()
+    assert json.loads(text)["model"] == "SFace"
+    restored = Embedding.from_json(text)
+    assert restored == alice and hash(restored) == hash(alice)
+    live = CELEBS / "img2.jpg"
+    assert client.verify(live, restored).distance == client.verify(live, alice).distance
+    with pytest.raises(ValueError, match="model"):
+        Embedding.from_json('{"values": [0.1, 0.2]}')
+
+
+def test_verify_genuine_impostor_and_several_templates(client: FaceClient, alice: Embedding) -> None:
+    genuine = client.verify(CELEBS / "img2.jpg", alice)  # id00 again
+    assert genuine.match and genuine.confidence >= 50 and genuine.model == "SFace"
+    assert genuine.distance <= genuine.threshold == pytest.approx(0.55)
+    impostor_template = client.enroll(CELEBS / "img13.jpg").embedding  # id01
+    impostor = client.verify(CELEBS / "img2.jpg", impostor_template)
+    assert not impostor.match and impostor.confidence < 50
+    best = client.verify(CELEBS / "img2.jpg", [impostor_template, alice])
+    assert best.match and best.best_template_index == 1
+    strict = client.verify(CELEBS / "img2.jpg", alice, threshold=genuine.distance / 2)
+    assert not strict.match and strict.threshold == pytest.approx(genuine.distance / 2)
+
+
+def test_identify_ranks_the_true_identity_first(client: FaceClient) -> None:
+    names = identities(CELEBS)
+    gallery_photos: dict[str, str] = {}
+    for name, who in names.items():
+        gallery_photos.setdefault(who, name)
+    gallery = {who: client.enroll(CELEBS / name).embedding for who, name in list(gallery_photos.items())[:6]}
+    probes = [n for n, who in names.items() if who in gallery and n not in gallery_photos.values()][:8]
+    for probe in probes:
+        result = client.identify(CELEBS / probe, gallery, top_k=3)
+        assert len(result.matches) == 3
+        assert [m.distance for m in result.matches] == sorted(m.distance for m in result.matches)
+        assert result.best is not None and result.best.id == names[probe], probe
+    # Candidate values and several templates per id give one entry per id.
+    candidates = [Candidate(who, embedding) for who, embedding in gallery.items()]
+    candidates.append(Candidate("id00", client.enroll(CELEBS / "img4.jpg").embedding))
+    result = client.identify(CELEBS / "img2.jpg", candidates, top_k=10)
+    assert [m.id for m in result.matches].count("id00") == 1 and result.matches[0].id == "id00"
+    nobody = client.identify(CELEBS / "img2.jpg", {"id01": gallery["id01"]})
+    assert nobody.best is None and len(nobody.matches) == 1 and not nobody.matches[0].match
+
+
+def test_health(client: FaceClient) -> None:
+    health = client.health()
+    assert health.serving and health.status is ServingStatus.SERVING
+    assert (health.model, health.embedding_dim, health.detector) == ("SFace", 128, "yunet")
+    assert health.default_face_selection is FaceSelection.REJECT_MULTIPLE
+    assert health.distance_metric == "cosine" and health.version
+
+
+def test_face_selection_takes_one_of_two_faces(client: FaceClient) -> None:
+    with pytest.raises(MultipleFacesError):
+        client.enroll(CELEBS / "couple.jpg")
+    result = client.enroll(CELEBS / "couple.jpg", face_selection=FaceSelection.LARGEST)
+    assert result.face.face_count == 2
+
+
+def test_the_sdk_needs_none_of_the_servers_weight() -> None:
+    """Installed dependencies are grpcio, grpcio-status and protobuf, and importing the SDK
+    (CLI included) loads no model library and not the server package."""
+    from importlib import metadata
+
+    requires = {r.split(";")[0].split("==")[0].strip() for r in metadata.requires("facesvc-client") or []}
+    extras = {
+        r.split(";")[0].split("==")[0].strip()
+        for r in metadata.requires("facesvc-client") or []
+        if "extra" in r
+    }
+    assert requires - extras == {"grpcio", "grpcio-status", "protobuf"}
+    probe = (
+        "import sys, facesvc_client, facesvc_client.cli; "
+        "heavy = {'cv2', 'tensorflow', 'deepface', 'dlib', 'numpy', 'PIL', 'facesvc'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"
+
+
+# ---- one exception class per rejection, from real inputs -----------------------------
+
+
+REJECTIONS = [
+    ("undecodable", lambda: b"not an image at all", ImageUndecodableError, "IMAGE_UNDECODABLE", {}),
+    (
+        "orl-too-small",
+        lambda: (ORL / "s1" / "1.png").read_bytes(),
+        ImageTooSmallError,
+        "IMAGE_TOO_SMALL",
+        {"width": "92"},
+    ),
+    (
+        "bomb-too-large",
+        lambda: images.png_header_only(50_000, 50_000),
+        ImageTooLargeError,
+        "IMAGE_TOO_LARGE",
+        {"width": "50000"},
+    ),
+    (
+        "no-face",
+        lambda: images.jpeg(images.load("img1.jpg")[1300:, :]),
+        NoFaceError,
+        "NO_FACE",
+        {"face_count": "0"},
+    ),
+    (
+        "couple",
+        lambda: (CELEBS / "couple.jpg").read_bytes(),
+        MultipleFacesError,
+        "MULTIPLE_FACES",
+        {"face_count": "2"},
+    ),
+    (
+        "face-too-small",
+        lambda: images.shrunk("img27.jpg", 400),
+        FaceTooSmallError,
+        "FACE_TOO_SMALL",
+        {"min_face_size": "80"},
+    ),
+    ("low-quality", lambda: images.blurred("img1.jpg", 12, 0.12), LowQualityError, "LOW_QUALITY", {}),
+    ("dark", lambda: images.darkened("img1.jpg", 0.15), LivenessFailedError, "LIVENESS_FAILED", {}),
+]
+
+
+def _assert_sdk_error(error: FaceServiceError, code: StatusCode, reason: str | None, method: str) -> None:
+    assert (error.code, error.reason, error.method) == (code, reason, method)
+    assert isinstance(error.code, StatusCode) and error.message
+    # No grpc type escapes, not even as the cause or context of the SDK's exception.
+    assert error.__cause__ is None and error.__context__ is None
+    assert not isinstance(error, grpc.RpcError)
+
+
+@pytest.mark.parametrize(
+    ("data", "cls", "reason", "figures"), [r[1:] for r in REJECTIONS], ids=[r[0] for r in REJECTIONS]
+)
+def test_each_photo_rejection_raises_its_class(
+    client: FaceClient, data: Any, cls: type[FaceServiceError], reason: str, figures: dict[str, str]
+) -> None:
+    with pytest.raises(cls) as caught:
+        client.enroll(data())
+    error = caught.value
+    assert type(error) is cls and isinstance(error, ImageRejectedError)
+    _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, reason, "Enroll")
+    assert figures.items() <= error.metadata.items()
+    assert reason in str(error)
+
+
+def test_embedding_invalid(client: FaceClient) -> None:
+    with pytest.raises(EmbeddingInvalidError) as caught:
+        client.verify(CELEBS / "img1.jpg", Embedding((0.1,) * 127, "SFace"))
+    _assert_sdk_error(caught.value, StatusCode.INVALID_ARGUMENT, "EMBEDDING_INVALID", "Verify")
+    assert caught.value.metadata["length"] == "127"
+    with pytest.raises(EmbeddingInvalidError):
+        client.identify(CELEBS / "img1.jpg", {"a": Embedding((0.1,) * 128, "SFace")}, top_k=-1)
+
+
+def test_embedding_model_mismatch(client: FaceClient, alice: Embedding) -> None:
+    foreign = Embedding((0.1,) * 512, "Facenet512")
+    with pytest.raises(EmbeddingModelMismatchError) as caught:
+        client.verify(CELEBS / "img2.jpg", [alice, foreign])
+    _assert_sdk_error(caught.value, StatusCode.INVALID_ARGUMENT, "EMBEDDING_MODEL_MISMATCH", "Verify")
+    assert caught.value.metadata["embedding_model"] == "Facenet512"
+    # A gallery of two models goes as Candidate messages, so the service names the entry.
+    dlib = Embedding((0.1,) * 128, "Dlib")
+    with pytest.raises(EmbeddingModelMismatchError) as caught:
+        client.identify(CELEBS / "img2.jpg", [Candidate("alice", alice), Candidate("bob", dlib)])
+    assert caught.value.metadata["index"] == "1"
+
+
+def test_request_too_large(client: FaceClient) -> None:
+    with pytest.raises(RequestTooLargeError) as caught:
+        client.enroll(b"\xff" * (11 * 1024 * 1024))
+    _assert_sdk_error(caught.value, StatusCode.RESOURCE_EXHAUSTED, None, "Enroll")
+
+
+def test_deadline_exceeded_is_the_sdk_timeout_error(client: FaceClient) -> None:
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError) as caught:
+        client.enroll(CELEBS / "img1.jpg", timeout=0.001)
+    assert time.monotonic() - started < 1
+    assert isinstance(caught.value, TimeoutError)  # `except TimeoutError` works too
+    _assert_sdk_error(caught.value, StatusCode.DEADLINE_EXCEEDED, None, "Enroll")
+
+
+def test_engine_not_ready(settings: Settings) -> None:
+    """A server whose engine has not loaded yet answers UNAVAILABLE / ENGINE_NOT_READY."""
+    with (
+        serving(FaceEngine(settings)) as loading,
+        FaceClient(f"127.0.0.1:{loading.port}", retries=0) as client,
+    ):
+        assert client.health().status is ServingStatus.NOT_SERVING  # Health still answers
+        with pytest.raises(EngineNotReadyError) as caught:
+            client.enroll(CELEBS / "img1.jpg")
+    assert isinstance(caught.value, ServiceUnavailableError)
+    _assert_sdk_error(caught.value, StatusCode.UNAVAILABLE, "ENGINE_NOT_READY", "Enroll")
+
+
+def test_nothing_listening_is_service_unavailable() -> None:
+    with (
+        FaceClient(f"127.0.0.1:{free_port()}", retries=0) as client,
+        pytest.raises(ServiceUnavailableError) as caught,
+    ):
+        client.health()
+    assert type(caught.value) is ServiceUnavailableError
+    _assert_sdk_error(caught.value, StatusCode.UNAVAILABLE, None, "Health")
+
+
+class BrokenEngine(FaceEngine):
+    """A real engine with a bug planted in enroll, to see what a caller gets from INTERNAL."""
+
+    def enroll(self, *args: Any, **kwargs: Any) -> Any:
+        raise ZeroDivisionError("planted bug: /tmp/secret-path must not reach the caller")
+
+
+def test_internal(settings: Settings) -> None:
+    engine = BrokenEngine(settings)
+    engine.load()
+    with (
+        serving(engine) as broken,
+        FaceClient(f"127.0.0.1:{broken.port}") as client,
+        pytest.raises(InternalError) as caught,
+    ):
+        client.enroll(CELEBS / "img1.jpg")
+    _assert_sdk_error(caught.value, StatusCode.INTERNAL, "INTERNAL", "Enroll")
+    assert "secret" not in str(caught.value)
+
+
+class RequireApiKey(grpc.ServerInterceptor):  # type: ignore[misc]
+    """What an API gateway does in front of the service: no key, no call."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.seen: list[str | None] = []
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        presented = dict(details.invocation_metadata).get("x-api-key")
+        self.seen.append(presented)
+        if presented == self.key:
+            return continuation(details)
+
+        def refuse(request: Any, context: grpc.ServicerContext) -> None:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong API key")
+
+        return grpc.unary_unary_rpc_method_handler(refuse)
+
+
+def test_api_key_is_sent_and_a_refusal_is_an_authentication_error(engine: FaceEngine) -> None:
+    gate = RequireApiKey("s3cret")
+    with servicer_behind(engine, interceptors=(gate,)) as port:
+        with FaceClient(f"127.0.0.1:{port}", api_key="s3cret") as client:
+            assert client.enroll(CELEBS / "img1.jpg").embedding.dimension == 128
+        with FaceClient(f"127.0.0.1:{port}") as client, pytest.raises(AuthenticationError) as caught:
+            client.health()
+    assert gate.seen == ["s3cret", None]
+    _assert_sdk_error(caught.value, StatusCode.UNAUTHENTICATED, None, "Health")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl to make a certificate")
+def test_tls_with_a_private_root(engine: FaceEngine, tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+    with servicer_behind(engine, credentials=credentials) as port:
+        with FaceClient(f"localhost:{port}", tls=TLSConfig(root_certificates=cert.read_bytes())) as client:
+            assert client.health().serving
+        with (
+            FaceClient(f"localhost:{port}", tls=True, retries=0) as client,
+            pytest.raises(ServiceUnavailableError),
+        ):
+            client.health()  # a self-signed certificate is not among the system's roots
+
+
+# ---- retries, deadlines and targets --------------------------------------------------
+
+
+def test_retries_until_the_engine_has_loaded(settings: Settings, retries: RetryLog) -> None:
+    engine = FaceEngine(settings)
+    with serving(engine) as starting:
+
+        def finish_loading() -> None:
+            time.sleep(0.5)
+            engine.load()
+            starting.set_serving()
+
+        loader = threading.Thread(target=finish_loading)
+        loader.start()
+        try:
+            with FaceClient(f"127.0.0.1:{starting.port}", timeout=60, retries=FAST_RETRIES) as client:
+                result = client.enroll(CELEBS / "img1.jpg")
+        finally:
+            loader.join()
+    assert result.embedding.dimension == 128
+    retried = retries()
+    assert retried and all(r.reason == "ENGINE_NOT_READY" for r in retried)  # type: ignore[attr-defined]
+    assert [r.attempt for r in retried] == list(range(2, len(retried) + 2))  # type: ignore[attr-defined]
+
+
+def test_retries_until_the_server_listens(engine: FaceEngine, retries: RetryLog) -> None:
+    port = free_port()
+    started: list[FaceServer] = []
+    opener = threading.Timer(
+        0.8, lambda: started.append(start_server(Settings(port=port, host="127.0.0.1"), engine))
+    )
+    opener.start()
+    try:
+        with FaceClient(f"127.0.0.1:{port}", timeout=60, retries=FAST_RETRIES) as client:
+            assert client.enroll(CELEBS / "img1.jpg").embedding.dimension == 128
+    finally:
+        opener.join()
+        for face_server in started:
+            face_server.stop(None).wait()
+    retried = retries()
+    assert retried and all(r.reason == "UNAVAILABLE" for r in retried)  # type: ignore[attr-defined]
+
+
+def test_rejections_are_not_retried(client: FaceClient, retries: RetryLog) -> None:
+    with pytest.raises(MultipleFacesError):
+        client.enroll(CELEBS / "couple.jpg")
+    assert retries() == []
+
+
+def test_retries_stop_after_the_attempts_and_within_the_deadline(retries: RetryLog) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    policy = RetryPolicy(attempts=3, initial_backoff=0.05, max_backoff=0.05)
+    with FaceClient(nowhere, retries=policy) as client, pytest.raises(ServiceUnavailableError):
+        client.health()
+    assert len(retries()) == 2
+    many = RetryPolicy(attempts=1000, initial_backoff=0.1, max_backoff=0.1)
+    started = time.monotonic()
+    with FaceClient(nowhere, timeout=1.0, retries=many) as client, pytest.raises(ServiceUnavailableError):
+        client.health()
+    assert time.monotonic() - started < 2.0
+
+
+def test_several_targets_rotate_and_an_unavailable_one_is_skipped(
+    target: str, settings: Settings, retries: RetryLog
+) -> None:
+    with serving(FaceEngine(settings)) as loading:
+        pair = [target, f"127.0.0.1:{loading.port}"]
+        with FaceClient(pair, retries=FAST_RETRIES) as client:
+            assert {client.health().status for _ in range(2)} == {
+                ServingStatus.SERVING,
+                ServingStatus.NOT_SERVING,
+            }
+            for _ in range(2):  # one of the two lands on the loading server and moves on
+                assert client.enroll(CELEBS / "img1.jpg").embedding.dimension == 128
+    assert [r.reason for r in retries()] == ["ENGINE_NOT_READY"]  # type: ignore[attr-defined]
+
+
+def test_dns_name_with_round_robin(server: FaceServer) -> None:
+    # localhost resolves to 127.0.0.1 and perhaps ::1; round_robin uses whichever answer.
+    with FaceClient(f"dns:///localhost:{server.port}") as client:
+        assert all(client.health().serving for _ in range(3))
+
+
+# ---- asyncio ----------------------------------------------------------------------------
+
+
+def test_async_client(target: str, settings: Settings, retries: RetryLog) -> None:
+    async def scenario() -> None:
+        async with AsyncFaceClient(target, timeout=30) as client:
+            assert (await client.health()).serving
+            alice = (await client.enroll(CELEBS / "img1.jpg")).embedding
+            results = await asyncio.gather(
+                client.verify(CELEBS / "img2.jpg", alice),
+                client.identify((CELEBS / "img4.jpg").read_bytes(), {"alice": alice}),
+            )
+            assert results[0].match and results[1].best is not None and results[1].best.id == "alice"
+            with pytest.raises(MultipleFacesError) as caught:
+                await client.enroll(CELEBS / "couple.jpg")
+            _assert_sdk_error(caught.value, StatusCode.INVALID_ARGUMENT, "MULTIPLE_FACES", "Enroll")
+            with pytest.raises(DeadlineExceededError):
+                await client.enroll(CELEBS / "img1.jpg", timeout=0.001)
+
+        engine = FaceEngine(settings)
+        with serving(engine) as starting:
+            async with AsyncFaceClient(f"127.0.0.1:{starting.port}", retries=FAST_RETRIES) as client:
+                call = asyncio.ensure_future(client.enroll(CELEBS / "img1.jpg", timeout=60))
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(engine.load)
+                starting.set_serving()
+                assert (await call).embedding.dimension == 128
+
+    asyncio.run(scenario())
+    assert retries()
+
+
+def test_the_generated_stubs_are_current() -> None:
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "client" / "scripts" / "generate_stubs.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
