@@ -1,0 +1,208 @@
+"""Attendance with facesvc: enroll employees into SQLite, then mark who a camera frame shows.
+
+The seed design verified each frame against every employee in turn: N calls, N face
+detections and N embeddings per frame. Here each frame costs one Identify call: the
+service detects and embeds the face once and compares it with the whole gallery.
+
+    python attendance.py --db office.db enroll alice ../../../shared/faces/celebs/img1.jpg
+    python attendance.py --db office.db mark frame-0001.jpg frame-0002.jpg
+    python attendance.py --db office.db report
+
+Embeddings are stored as JSON with their model name (Embedding.to_json). When the
+service switches models, templates of the old model are skipped (with a warning) until
+the employee is enrolled again; sending them would be refused as EMBEDDING_MODEL_MISMATCH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from facesvc_client import Candidate, Embedding, FaceClient, FaceServiceError, ImageRejectedError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS employees (
+    id          TEXT PRIMARY KEY,
+    enrolled_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS templates (
+    id          INTEGER PRIMARY KEY,
+    employee_id TEXT NOT NULL REFERENCES employees(id),
+    model       TEXT NOT NULL,   -- repeated from the JSON so a query can pick one model
+    embedding   TEXT NOT NULL,   -- Embedding.to_json(): {"model": ..., "values": [...]}
+    source      TEXT NOT NULL,   -- the photo it came from
+    quality     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attendance (
+    employee_id TEXT NOT NULL REFERENCES employees(id),
+    day         TEXT NOT NULL,
+    first_seen  TEXT NOT NULL,
+    frame       TEXT NOT NULL,
+    confidence  REAL NOT NULL,
+    PRIMARY KEY (employee_id, day)
+);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.executescript(SCHEMA)
+    return db
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def enroll(db: sqlite3.Connection, client: FaceClient, employee: str, photos: Sequence[Path]) -> int:
+    """Enroll every photo of one employee; a refused photo is reported and skipped."""
+    stored = 0
+    for photo in photos:
+        try:
+            result = client.enroll(photo)
+        except ImageRejectedError as error:
+            emit(
+                photo=str(photo),
+                employee=employee,
+                status="rejected",
+                reason=error.reason,
+                detail=error.message,
+            )
+            continue
+        with db:
+            db.execute(
+                "INSERT OR IGNORE INTO employees (id, enrolled_at) VALUES (?, ?)",
+                (employee, now().isoformat()),
+            )
+            db.execute(
+                "INSERT INTO templates (employee_id, model, embedding, source, quality) VALUES (?, ?, ?, ?, ?)",
+                (
+                    employee,
+                    result.embedding.model,
+                    result.embedding.to_json(),
+                    str(photo),
+                    result.quality.score,
+                ),
+            )
+        stored += 1
+        emit(photo=str(photo), employee=employee, status="enrolled", quality=result.quality.score)
+    return stored
+
+
+def gallery(db: sqlite3.Connection, model: str) -> list[Candidate]:
+    """Every template made by `model`; an employee with several templates appears several times."""
+    candidates = [
+        Candidate(employee, Embedding.from_json(text))
+        for employee, text in db.execute(
+            "SELECT employee_id, embedding FROM templates WHERE model = ?", (model,)
+        )
+    ]
+    (stale,) = db.execute("SELECT COUNT(*) FROM templates WHERE model != ?", (model,)).fetchone()
+    if stale:
+        print(
+            f"warning: {stale} template(s) of another model skipped; re-enroll them with {model}",
+            file=sys.stderr,
+        )
+    return candidates
+
+
+def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> dict[str, int]:
+    """One Identify call per frame; the first sighting of an employee each day is recorded."""
+    candidates = gallery(db, client.health().model)
+    if not candidates:
+        raise SystemExit("nobody is enrolled yet: run the enroll command first")
+    counts: dict[str, int] = {}
+    for frame in frames:
+        extra: dict[str, object]
+        try:
+            result = client.identify(frame, candidates, top_k=1)
+        except ImageRejectedError as error:  # no face, two people, too dark...: next frame
+            status, extra = "rejected", {"reason": error.reason}
+        else:
+            best = result.best
+            if best is None:
+                nearest = result.matches[0]
+                status, extra = "unknown", {"nearest": nearest.id, "confidence": nearest.confidence}
+            else:
+                seen = now()
+                with db:
+                    inserted = db.execute(
+                        "INSERT OR IGNORE INTO attendance (employee_id, day, first_seen, frame, confidence) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (best.id, seen.date().isoformat(), seen.isoformat(), str(frame), best.confidence),
+                    ).rowcount
+                status = "marked" if inserted else "already_marked"
+                extra = {"employee": best.id, "confidence": best.confidence}
+        counts[status] = counts.get(status, 0) + 1
+        emit(frame=str(frame), status=status, **extra)
+    return counts
+
+
+def report(db: sqlite3.Connection, day: str) -> list[dict[str, object]]:
+    rows = db.execute(
+        "SELECT e.id, a.first_seen, a.confidence FROM employees e "
+        "LEFT JOIN attendance a ON a.employee_id = e.id AND a.day = ? ORDER BY e.id",
+        (day,),
+    )
+    result: list[dict[str, object]] = [
+        {
+            "employee": employee,
+            "present": first_seen is not None,
+            "first_seen": first_seen,
+            "confidence": confidence,
+        }
+        for employee, first_seen, confidence in rows
+    ]
+    for row in result:
+        emit(**row)
+    return result
+
+
+def emit(**fields: object) -> None:
+    """One JSON line per event, for logs and for `jq`."""
+    print(json.dumps(fields), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--db", type=Path, default=Path("attendance.db"), help="SQLite file (created if missing)"
+    )
+    parser.add_argument("--target", default="localhost:50051", help="facesvc address")
+    commands = parser.add_subparsers(dest="command", required=True)
+    enroll_cmd = commands.add_parser("enroll", help="enroll one employee from one or more photos")
+    enroll_cmd.add_argument("employee")
+    enroll_cmd.add_argument("photos", nargs="+", type=Path)
+    mark_cmd = commands.add_parser("mark", help="mark attendance from camera frames")
+    mark_cmd.add_argument("frames", nargs="+", type=Path)
+    report_cmd = commands.add_parser("report", help="who was present on a day")
+    report_cmd.add_argument(
+        "--day", default=now().date().isoformat(), help="YYYY-MM-DD (default: today, UTC)"
+    )
+    args = parser.parse_args(argv)
+
+    db = connect(args.db)
+    try:
+        with FaceClient(args.target) as client:
+            if args.command == "enroll":
+                return 0 if enroll(db, client, args.employee, args.photos) else 1
+            if args.command == "mark":
+                mark(db, client, args.frames)
+                return 0
+            report(db, args.day)
+            return 0
+    except FaceServiceError as error:  # the service is down, a stored embedding is bad...
+        print(f"attendance: {error}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The `facesvc` command-line tool and the attendance example, against a real server on
+port 0 with the real photos: JSON on stdout, words on stderr, an exit code per failure."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from facesvc_client.cli import Exit, main
+
+from facesvc.rpc.server import FaceServer
+from tests import images
+from tests.conftest import CELEBS, ORL, ROOT
+
+Run = Callable[..., tuple[int, Any, str]]
+
+
+@pytest.fixture(scope="module")
+def target(server: FaceServer) -> str:
+    return f"127.0.0.1:{server.port}"
+
+
+@pytest.fixture
+def facesvc(target: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    """Run the tool in-process: (exit code, parsed stdout or None, stderr)."""
+
+    def run(*args: str | Path) -> tuple[int, Any, str]:
+        code = main(["--target", target, *map(str, args)])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if out.strip() else None, err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def alice_file(target: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """enroll's whole output for celebs img1.jpg (id00), as a caller would save it."""
+    path = tmp_path_factory.mktemp("cli") / "alice.json"
+    with path.open("w") as out:
+        subprocess.run(
+            [_installed_tool(), "--target", target, "enroll", str(CELEBS / "img1.jpg")],
+            stdout=out,
+            check=True,
+            env=os.environ | {"OPENCV_LOG_LEVEL": "ERROR"},
+        )
+    return path
+
+
+def _installed_tool() -> str:
+    tool = Path(sys.executable).parent / "facesvc"
+    assert tool.exists(), "the facesvc console script is not installed (pip install -e client)"
+    return str(tool)
+
+
+def test_enroll_prints_json_with_the_embedding_and_its_model(alice_file: Path) -> None:
+    result = json.loads(alice_file.read_text())
+    assert result["embedding"]["model"] == "SFace" and len(result["embedding"]["values"]) == 128
+    assert result["face"]["face_count"] == 1 and result["quality"]["score"] >= 30
+
+
+def test_verify_exit_code_says_match_or_not(facesvc: Run, alice_file: Path, tmp_path: Path) -> None:
+    code, out, err = facesvc("verify", CELEBS / "img2.jpg", "--embedding", alice_file)
+    assert (code, out["match"], err) == (Exit.OK, True, "")
+    assert out["confidence"] >= 50 and out["model"] == "SFace"
+    code, out, _ = facesvc("verify", CELEBS / "img13.jpg", "--embedding", alice_file)  # id01
+    assert (code, out["match"]) == (Exit.NO_MATCH, False)
+    # The bare embedding (as jq .embedding writes it) and a list of them work as well.
+    bare = tmp_path / "bare.json"
+    bare.write_text(json.dumps(json.loads(alice_file.read_text())["embedding"]))
+    listed = tmp_path / "listed.json"
+    listed.write_text(json.dumps([json.loads(bare.read_text())] * 2))
+    for stored in (bare, listed):
+        code, out, _ = facesvc("verify", CELEBS / "img2.jpg", "--embedding", stored, "--threshold", "0.5")
+        assert (code, out["match"], out["threshold"]) == (Exit.OK, True, 0.5)
+
+
+def test_identify_with_a_gallery_file(facesvc: Run, alice_file: Path, tmp_path: Path) -> None:
+    _, bob, _ = facesvc("enroll", CELEBS / "img13.jpg")  # id01
+    alice = json.loads(alice_file.read_text())
+    as_mapping = tmp_path / "gallery.json"
+    as_mapping.write_text(json.dumps({"alice": alice, "bob": [bob["embedding"]]}))
+    code, out, _ = facesvc("identify", CELEBS / "img14.jpg", "--gallery", as_mapping, "--top-k", "2")
+    assert code == Exit.OK and [m["id"] for m in out["matches"]] == ["bob", "alice"]
+    as_list = tmp_path / "list.json"
+    as_list.write_text(json.dumps([{"id": "alice", "embedding": alice["embedding"]}]))
+    code, out, _ = facesvc("identify", CELEBS / "img14.jpg", "--gallery", as_list)
+    assert (code, out["matches"][0]["id"], out["matches"][0]["match"]) == (Exit.NO_MATCH, "alice", False)
+
+
+def test_health(facesvc: Run) -> None:
+    code, out, _ = facesvc("health")
+    assert code == Exit.OK
+    assert (out["status"], out["model"], out["embedding_dim"]) == ("serving", "SFace", 128)
+
+
+REJECTED_PHOTOS = [
+    ("undecodable", lambda: b"not an image", Exit.IMAGE_UNDECODABLE, "IMAGE_UNDECODABLE"),
+    ("orl", lambda: (ORL / "s1" / "1.png").read_bytes(), Exit.IMAGE_TOO_SMALL, "IMAGE_TOO_SMALL"),
+    ("bomb", lambda: images.png_header_only(50_000, 50_000), Exit.IMAGE_TOO_LARGE, "IMAGE_TOO_LARGE"),
+    ("no-face", lambda: images.jpeg(images.load("img1.jpg")[1300:, :]), Exit.NO_FACE, "NO_FACE"),
+    ("couple", lambda: (CELEBS / "couple.jpg").read_bytes(), Exit.MULTIPLE_FACES, "MULTIPLE_FACES"),
+    ("tiny-face", lambda: images.shrunk("img27.jpg", 400), Exit.FACE_TOO_SMALL, "FACE_TOO_SMALL"),
+    ("blurred-dark", lambda: images.blurred("img1.jpg", 12, 0.12), Exit.LOW_QUALITY, "LOW_QUALITY"),
+    ("dark", lambda: images.darkened("img1.jpg", 0.15), Exit.LIVENESS_FAILED, "LIVENESS_FAILED"),
+    ("oversized", lambda: b"\xff" * (11 * 1024 * 1024), Exit.REQUEST_TOO_LARGE, "RESOURCE_EXHAUSTED"),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "exit_code", "reason"), [r[1:] for r in REJECTED_PHOTOS], ids=[r[0] for r in REJECTED_PHOTOS]
+)
+def test_each_rejected_photo_has_its_exit_code(
+    facesvc: Run, tmp_path: Path, data: Callable[[], bytes], exit_code: Exit, reason: str
+) -> None:
+    photo = tmp_path / "photo"
+    photo.write_bytes(data())
+    code, out, err = facesvc("enroll", photo)
+    assert (code, out) == (exit_code, None)
+    assert err.startswith("facesvc enroll: ") and reason in err
+
+
+def test_embedding_problems_have_their_exit_codes(facesvc: Run, tmp_path: Path) -> None:
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"model": "SFace", "values": [0.1] * 127}))
+    code, out, err = facesvc("verify", CELEBS / "img1.jpg", "--embedding", short)
+    assert (code, out) == (Exit.EMBEDDING_INVALID, None) and "EMBEDDING_INVALID" in err
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"model": "Facenet512", "values": [0.1] * 512}))
+    code, _, err = facesvc("verify", CELEBS / "img1.jpg", "--embedding", foreign)
+    assert code == Exit.EMBEDDING_MODEL_MISMATCH and "Facenet512" in err
+
+
+def test_unavailable_and_deadline_exit_codes(facesvc: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        nowhere = f"127.0.0.1:{probe.getsockname()[1]}"
+    assert main(["health", "--target", nowhere, "--timeout", "1"]) == Exit.UNAVAILABLE
+    assert "UNAVAILABLE" in capsys.readouterr().err
+    code, out, err = facesvc("enroll", CELEBS / "img1.jpg", "--timeout", "0.001")
+    assert (code, out) == (Exit.DEADLINE_EXCEEDED, None) and "DEADLINE_EXCEEDED" in err
+
+
+def test_usage_errors_exit_2(facesvc: Run, tmp_path: Path) -> None:
+    code, out, err = facesvc("enroll", tmp_path / "missing.jpg")
+    assert (code, out) == (Exit.USAGE, None) and "missing.jpg" in err
+    not_json = tmp_path / "embedding.json"
+    not_json.write_text("values: 1, 2, 3")
+    code, _, err = facesvc("verify", CELEBS / "img1.jpg", "--embedding", not_json)
+    assert code == Exit.USAGE and "not JSON" in err
+    not_embedding = tmp_path / "other.json"
+    not_embedding.write_text('{"values": [1, 2]}')
+    assert facesvc("verify", CELEBS / "img1.jpg", "--embedding", not_embedding)[0] == Exit.USAGE
+    assert facesvc("identify", CELEBS / "img1.jpg", "--gallery", not_json)[0] == Exit.USAGE
+    assert facesvc("frobnicate")[0] == Exit.USAGE
+    assert facesvc("verify", CELEBS / "img1.jpg")[0] == Exit.USAGE  # --embedding is required
+
+
+def test_installed_tool_reads_stdin_and_environment(target: str) -> None:
+    """The console script as a shell runs it: photo on stdin, target from FACESVC_TARGET,
+    options after the command, JSON on stdout that parses."""
+    env = os.environ | {"FACESVC_TARGET": target, "OPENCV_LOG_LEVEL": "ERROR"}
+    done = subprocess.run(
+        [_installed_tool(), "enroll", "-", "--face-selection", "largest", "--pretty"],
+        input=(CELEBS / "couple.jpg").read_bytes(),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["face"]["face_count"] == 2
+    refused = subprocess.run(
+        [_installed_tool(), "enroll", str(CELEBS / "couple.jpg")], capture_output=True, text=True, env=env
+    )
+    assert (refused.returncode, refused.stdout) == (Exit.MULTIPLE_FACES, "")
+    assert "MULTIPLE_FACES" in refused.stderr and "face_count=2" in refused.stderr
+
+
+# ---- client/examples/attendance.py ------------------------------------------------------
+
+
+def test_attendance_example(target: str, tmp_path: Path) -> None:
+    """Enroll three people into SQLite, then one Identify per frame marks who came."""
+    db = tmp_path / "office.db"
+
+    def attendance(*args: str | Path) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [sys.executable, ROOT / "client" / "examples" / "attendance.py", "--db", db, "--target", target]
+            + [str(a) for a in args],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"OPENCV_LOG_LEVEL": "ERROR"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    enrolled = attendance("enroll", "id00", CELEBS / "img1.jpg", CELEBS / "couple.jpg")
+    assert [e["status"] for e in enrolled] == ["enrolled", "rejected"]
+    attendance("enroll", "id01", CELEBS / "img13.jpg")
+    attendance("enroll", "id02", CELEBS / "img16.jpg")
+
+    frames = ["img2.jpg", "img14.jpg", "img4.jpg", "img18.jpg", "couple.jpg"]  # id00, id01, id00, id03, two
+    marked = attendance("mark", *(CELEBS / f for f in frames))
+    assert [(m["status"], m.get("employee")) for m in marked] == [
+        ("marked", "id00"),
+        ("marked", "id01"),
+        ("already_marked", "id00"),
+        ("unknown", None),
+        ("rejected", None),
+    ]
+    assert marked[-1]["reason"] == "MULTIPLE_FACES"
+
+    present = {row["employee"]: row["present"] for row in attendance("report")}
+    assert present == {"id00": True, "id01": True, "id02": False}
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT model, embedding FROM templates").fetchall()
+    assert len(rows) == 3
+    assert all(model == json.loads(text)["model"] == "SFace" for model, text in rows)
