@@ -21,6 +21,7 @@ from tests import images
 from tests.conftest import CELEBS, ORL, ROOT
 
 Run = Callable[..., tuple[int, Any, str]]
+EXAMPLE = ROOT / "client" / "examples" / "attendance.py"
 
 
 @pytest.fixture(scope="module")
@@ -192,8 +193,7 @@ def test_attendance_example(target: str, tmp_path: Path) -> None:
 
     def attendance(*args: str | Path) -> list[dict[str, Any]]:
         done = subprocess.run(
-            [sys.executable, ROOT / "client" / "examples" / "attendance.py", "--db", db, "--target", target]
-            + [str(a) for a in args],
+            [sys.executable, str(EXAMPLE), "--db", str(db), "--target", target, *map(str, args)],
             capture_output=True,
             text=True,
             env=os.environ | {"OPENCV_LOG_LEVEL": "ERROR"},
