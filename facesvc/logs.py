@@ -6,9 +6,14 @@ import json
 import logging
 import sys
 import time
+from contextvars import ContextVar
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+#: The id of the request this thread is serving (set by facesvc.rpc.request_log), added to
+#: every line logged while serving it, so a security or error line joins its request line.
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -25,6 +30,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
+        current_request = request_id.get()
+        if current_request is not None:
+            entry.setdefault("request_id", current_request)
         if record.exc_info:
             entry["traceback"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

@@ -1,0 +1,195 @@
+"""Prometheus metrics on their own HTTP port: calls, latency, in-flight calls, engine
+stages, rejections, model load time and build info (docs/OPERATIONS.md explains each).
+
+The gRPC series carry go-grpc-prometheus's names and labels (grpc_server_handled_total,
+grpc_server_handling_seconds, ...), so the dashboards and alerts operators already have
+for gRPC services work unchanged; facesvc's own series start with `facesvc_`. Every
+gauge names how several processes' values add up, so that prometheus-client's
+multiprocess mode can sum a pod's serving processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import start_http_server
+
+from facesvc import __version__
+from facesvc.engine import FaceEngine
+from facesvc.engine.engine import STAGES
+from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
+
+log = logging.getLogger("facesvc.rpc")
+
+#: Seconds. A default-model call takes 30-200 ms of one core; a 4096 px photo about a second.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
+#: Seconds. From microseconds (select) to a few hundred milliseconds (decoding a large photo).
+STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+UNARY = "unary"
+
+# The metrics of the server handling the request on this thread: one engine may serve
+# several servers in a process (the tests do), and its observer files each stage under
+# the right one.
+_current: ContextVar[ServiceMetrics | None] = ContextVar("facesvc_metrics", default=None)
+
+
+def observe_stage(stage: str, seconds: float) -> None:
+    """The engine's StageObserver: one engine stage of the current request took `seconds`."""
+    metrics = _current.get()
+    if metrics is not None:
+        metrics.stage_seconds.labels(stage).observe(seconds)
+
+
+class ServiceMetrics:
+    """Every facesvc series, in a registry of its own (two servers in one process, as in
+    the tests, never share a counter)."""
+
+    def __init__(self, engine: FaceEngine, services: Mapping[str, Sequence[str]]) -> None:
+        self._engine = engine
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
+        self.started = Counter(
+            "grpc_server_started", "RPCs started on the server.", grpc_labels, registry=registry
+        )
+        self.handled = Counter(
+            "grpc_server_handled",
+            "RPCs completed on the server, by status code (gRPC's name: OK, INVALID_ARGUMENT, ...).",
+            [*grpc_labels, "grpc_code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "grpc_server_handling_seconds",
+            "Time from the call reaching its handler to its status leaving it.",
+            grpc_labels,
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "facesvc_requests_in_flight",
+            "Calls being handled now; calls queued for a free worker thread are not counted.",
+            ["grpc_service", "grpc_method"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.rejections = Counter(
+            "facesvc_rejections",
+            "Calls refused with a google.rpc.ErrorInfo, by its reason (NO_FACE, LOW_QUALITY, ...).",
+            ["grpc_method", "reason"],
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "facesvc_engine_stage_seconds",
+            "Time per engine stage of one request: decode, detect, select, quality (with "
+            "liveness), embed. A stage that refuses the request is not observed.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=registry,
+        )
+        self.build_info = Gauge(
+            "facesvc_build_info",
+            "Always 1; the labels name the running version, model and detector.",
+            ["version", "model", "detector"],
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.serving = Gauge(
+            "facesvc_serving",
+            "1 while the standard health check says SERVING (models loaded, not shutting down); "
+            "with several serving processes, how many of them do.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.model_load_seconds = Gauge(
+            "facesvc_model_load_seconds",
+            "Time to load the detector and model and run the warm-up inference.",
+            multiprocess_mode="max",
+            registry=registry,
+        )
+        self.worker_threads = Gauge(
+            "facesvc_worker_threads",
+            "Threads serving RPCs (FACESVC_WORKERS per process): the ceiling of in-flight calls.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        ProcessCollector(registry=registry)
+        self.worker_threads.set(engine.settings.workers)
+        self._set_build_info()
+        # Series that exist from the start, at zero, so that rate() and alerts see them at once.
+        for service, methods in services.items():
+            for method in methods:
+                self.started.labels(UNARY, service, method)
+                self.handled.labels(UNARY, service, method, "OK")
+                self.latency.labels(UNARY, service, method)
+                self.in_flight.labels(service, method)
+        for stage in STAGES:
+            self.stage_seconds.labels(stage)
+
+    def _set_build_info(self) -> None:
+        info = self._engine.info()
+        self.build_info.clear()
+        self.build_info.labels(__version__, info.model, info.detector).set(1)
+
+    def set_serving(self, serving: bool) -> None:
+        """Health changed; once serving, the engine has loaded and its names are final."""
+        if serving:
+            self._set_build_info()
+            if self._engine.load_seconds is not None:
+                self.model_load_seconds.set(self._engine.load_seconds)
+        self.serving.set(1 if serving else 0)
+
+
+class MetricsInterceptor(UnaryInterceptor[Token[ServiceMetrics | None]]):
+    """Counts and times every unary call, and routes the engine's stage timings."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def before(self, call: Call, context: object) -> Token[ServiceMetrics | None]:
+        self._metrics.started.labels(UNARY, call.service, call.method).inc()
+        self._metrics.in_flight.labels(call.service, call.method).inc()
+        return _current.set(self._metrics)
+
+    def after(
+        self, call: Call, context: object, state: Token[ServiceMetrics | None], outcome: Outcome
+    ) -> None:
+        _current.reset(state)
+        metrics = self._metrics
+        metrics.in_flight.labels(call.service, call.method).dec()
+        metrics.handled.labels(UNARY, call.service, call.method, outcome.code.name).inc()
+        metrics.latency.labels(UNARY, call.service, call.method).observe(outcome.seconds)
+        if outcome.reason:
+            metrics.rejections.labels(call.method, outcome.reason).inc()
+
+
+class MetricsEndpoint:
+    """The Prometheus HTTP endpoint (/metrics; any path answers), on a thread of its own."""
+
+    def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
+        address = host.strip("[]")
+        try:
+            self._httpd, _ = start_http_server(port, addr=address, registry=registry)
+        except OSError:
+            if address != "::":
+                raise
+            # A host with IPv6 switched off: "every address" is then IPv4's.
+            self._httpd, _ = start_http_server(port, addr="0.0.0.0", registry=registry)
+        self.port: int = self._httpd.server_port
+        log.info("metrics endpoint", extra={"metrics_port": self.port})
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def close_when(self, done: threading.Event) -> None:
+        """Close once `done` is set (the gRPC server has drained), without blocking."""
+
+        def close_after_drain() -> None:
+            done.wait()
+            self.close()
+
+        threading.Thread(target=close_after_drain, name="facesvc-metrics-close", daemon=True).start()
