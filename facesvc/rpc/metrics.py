@@ -11,11 +11,22 @@ multiprocess mode can sum a pod's serving processes.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    multiprocess,
+    values,
+)
 from prometheus_client.exposition import start_http_server
 
 from facesvc import __version__
@@ -50,6 +61,7 @@ class ServiceMetrics:
 
     def __init__(self, engine: FaceEngine, services: Mapping[str, Sequence[str]]) -> None:
         self._engine = engine
+        self._build_info_set = False
         self.registry = CollectorRegistry()
         registry = self.registry
         grpc_labels = ["grpc_type", "grpc_service", "grpc_method"]
@@ -118,7 +130,8 @@ class ServiceMetrics:
         )
         ProcessCollector(registry=registry)
         self.worker_threads.set(engine.settings.workers)
-        self._set_build_info()
+        if engine.ready:
+            self._set_build_info()
         # Series that exist from the start, at zero, so that rate() and alerts see them at once.
         for service, methods in services.items():
             for method in methods:
@@ -130,9 +143,12 @@ class ServiceMetrics:
             self.stage_seconds.labels(stage)
 
     def _set_build_info(self) -> None:
-        info = self._engine.info()
-        self.build_info.clear()
-        self.build_info.labels(__version__, info.model, info.detector).set(1)
+        # Once, with the loaded models' own names (a cleared series would linger in
+        # multiprocess mode's files).
+        if not self._build_info_set:
+            info = self._engine.info()
+            self.build_info.labels(__version__, info.model, info.detector).set(1)
+            self._build_info_set = True
 
     def set_serving(self, serving: bool) -> None:
         """Health changed; once serving, the engine has loaded and its names are final."""
@@ -193,3 +209,52 @@ class MetricsEndpoint:
             self.close()
 
         threading.Thread(target=close_after_drain, name="facesvc-metrics-close", daemon=True).start()
+
+
+class PodMetrics:
+    """The series of several serving processes (facesvc.rpc.workers), summed by their
+    supervisor on the one metrics port; does nothing when `port` is None.
+
+    Enter it before forking the processes: their series then go to files in a private
+    folder (prometheus-client's multiprocess mode). Call `serve()` once they are forked,
+    so that no HTTP thread is running at the fork, and `process_ended()` for each that ends.
+    Counters and histograms are added up; each gauge as its `multiprocess_mode` says."""
+
+    def __init__(self, host: str, port: int | None) -> None:
+        self._host, self._port = host, port
+        self._directory: str | None = None
+        self._previous: str | None = None
+        self._endpoint: MetricsEndpoint | None = None
+
+    def __enter__(self) -> PodMetrics:
+        if self._port is not None:
+            self._directory = tempfile.mkdtemp(prefix="facesvc-metrics-")
+            self._previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = self._directory
+            # Chosen when prometheus-client was imported: choose again, for this process
+            # and the children it forks.
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        return self
+
+    def serve(self) -> None:
+        if self._directory is not None and self._port is not None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self._directory)  # type: ignore[no-untyped-call]
+            self._endpoint = MetricsEndpoint(registry, self._host, self._port)
+
+    def process_ended(self, pid: int) -> None:
+        """Drop an ended process's live gauges (in flight, serving) from the sum."""
+        if self._directory is not None:
+            multiprocess.mark_process_dead(pid, self._directory)  # type: ignore[no-untyped-call]
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._directory is None:
+            return
+        if self._endpoint is not None:
+            self._endpoint.close()
+        if self._previous is None:
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        else:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = self._previous
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+        shutil.rmtree(self._directory, ignore_errors=True)

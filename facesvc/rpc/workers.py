@@ -25,6 +25,7 @@ from facesvc import __version__, logs
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.errors import ModelUnavailableError
+from facesvc.rpc import metrics
 from facesvc.rpc.server import create_server
 
 log = logging.getLogger("facesvc.server")
@@ -111,7 +112,9 @@ def supervise(settings: Settings, processes: int) -> int:
     stopping = threading.Event()
     _on_stop_signals(stopping, settings.grace_seconds)
     context = multiprocessing.get_context("fork")  # before any gRPC object exists here
-    with _reserved_port(settings.host, settings.port) as port:
+    # The workers' series, summed on the one metrics port (entered before any fork).
+    pod_metrics = metrics.PodMetrics(settings.host, settings.metrics_port)
+    with _reserved_port(settings.host, settings.port) as port, pod_metrics:
         worker_settings = settings.model_copy(update={"port": port})
         workers = []
         for _ in range(processes):
@@ -119,6 +122,7 @@ def supervise(settings: Settings, processes: int) -> int:
             process = context.Process(target=_worker, args=(worker_settings, child_end), daemon=False)
             process.start()
             workers.append((process, parent_end))
+        pod_metrics.serve()
         pending = {process.pid for process, _ in workers}
         failed = False
         while pending and not stopping.is_set() and not failed:
@@ -153,6 +157,8 @@ def supervise(settings: Settings, processes: int) -> int:
             if process.is_alive():
                 process.kill()
                 process.join()
+            if process.pid is not None:
+                pod_metrics.process_ended(process.pid)
     codes = [process.exitcode for process, _ in workers]
     if failed or any(code != 0 for code in codes):
         return (
