@@ -200,7 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"facesvc {args.command}: {error}", file=sys.stderr)
         return exit_code_for(error)
     indent = 2 if getattr(args, "pretty", False) else None
-    print(json.dumps(payload, indent=indent))
+    try:
+        print(json.dumps(payload, indent=indent), flush=True)
+    except BrokenPipeError:  # `facesvc ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return Exit.OK if answer else Exit.NO_MATCH
 
 
