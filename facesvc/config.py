@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     workers: int = Field(8, ge=1, le=256)
     """Threads serving RPCs in each process."""
 
+    engine_slots: int | None = Field(None, ge=1, le=64)
+    """Requests that may run the networks at once in each process; each slot holds its
+    own copy of the networks (SFace + YuNet: about 75 MB). Unset: one per core. Further
+    requests wait for a free slot."""
+
     processes: int | None = Field(None, ge=1, le=64)
     """Serving processes sharing the port (SO_REUSEPORT), each with its own engine. Unset:
     one per core for models whose embedding holds the GIL (Dlib), else one (SFace and

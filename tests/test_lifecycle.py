@@ -189,3 +189,21 @@ def test_suspicious_activity_is_logged_with_peer_and_reason_without_biometrics(
     assert "127.0.0.1" in record.peer  # type: ignore[attr-defined]
     text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert f"{enrolled.values[0]:.4f}"[:6] not in text
+
+
+def test_several_processes_share_the_port_and_stop_together(process: list[subprocess.Popen[str]]) -> None:
+    """FACESVC_PROCESSES=2: two engines behind one port (SO_REUSEPORT). Every connection,
+    whichever process takes it, finds a SERVING engine; SIGTERM stops them all, exit 0."""
+    proc = _spawn(process, FACESVC_PROCESSES="2")
+    entries = list(_lines(proc, "serving", time.monotonic() + 90))
+    assert entries[-1]["message"] == "serving" and entries[-1]["processes"] == 2, entries
+    assert sum(1 for e in entries if e.get("message") == "engine ready") == 2
+    port = entries[-1]["port"]
+    for _ in range(6):  # new connections, spread by the kernel
+        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == SERVING
+            stub = pb_grpc.FaceServiceStub(channel)
+            assert len(stub.Enroll(pb.EnrollRequest(image=photo("img11.jpg")), timeout=30).embedding.values) == 128
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0

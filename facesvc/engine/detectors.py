@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from facesvc.engine import weights
+from facesvc.engine.pool import InstancePool
 from facesvc.engine.types import Box, Detection, Image, Landmarks, Point
 from facesvc.errors import ModelUnavailableError
 
@@ -72,23 +73,17 @@ class YuNetDetector:
 
     name = "yunet"
 
-    def __init__(self, weights_dir: Path | None, min_confidence: float) -> None:
-        self._path = str(weights.opencv_zoo_model(weights.YUNET_FILE, weights_dir))
-        self._min_confidence = min_confidence
-        # FaceDetectorYN keeps per-call state (its input size): one instance per thread.
-        self._local = threading.local()
-
-    def _instance(self) -> Any:
-        detector = getattr(self._local, "detector", None)
-        if detector is None:
-            detector = cv2.FaceDetectorYN.create(self._path, "", (320, 320), self._min_confidence, 0.3, 5000)
-            self._local.detector = detector
-        return detector
+    def __init__(self, weights_dir: Path | None, min_confidence: float, slots: int) -> None:
+        path = str(weights.opencv_zoo_model(weights.YUNET_FILE, weights_dir))
+        # FaceDetectorYN keeps per-call state (its input size): one instance per slot.
+        self._pool: InstancePool[Any] = InstancePool(
+            lambda: cv2.FaceDetectorYN.create(path, "", (320, 320), min_confidence, 0.3, 5000), slots
+        )
 
     def detect(self, image: Image) -> list[Detection]:
-        detector = self._instance()
-        detector.setInputSize((image.shape[1], image.shape[0]))
-        _, rows = detector.detect(image)
+        with self._pool.borrow() as detector:
+            detector.setInputSize((image.shape[1], image.shape[0]))
+            _, rows = detector.detect(image)
         if rows is None:
             return []
         found = []
@@ -210,10 +205,10 @@ class DeepFaceDetector:
 NATIVE_DETECTORS = ("yunet", "dlib")
 
 
-def create_detector(name: str, weights_dir: Path | None, min_confidence: float) -> FaceDetector:
+def create_detector(name: str, weights_dir: Path | None, min_confidence: float, slots: int) -> FaceDetector:
     """Build the configured detector, failing now (at start-up) if it cannot be had."""
     if name == "yunet":
-        return YuNetDetector(weights_dir, min_confidence)
+        return YuNetDetector(weights_dir, min_confidence, slots)
     if name == "dlib":
         return DlibDetector(min_confidence)
     return DeepFaceDetector(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -183,10 +184,11 @@ class FaceEngine:
         started = time.perf_counter()
         # OpenCV reads 0 as 'no threads' and a negative count as 'its default'.
         cv2.setNumThreads(self.settings.opencv_threads or -1)
+        slots = self.settings.engine_slots or os.cpu_count() or 1
         self._detector = create_detector(
-            self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence
+            self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
-        self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir)
+        self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
         self._warm_up(warmup_image)
         self.load_seconds = time.perf_counter() - started
         self._ready.set()

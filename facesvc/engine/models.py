@@ -23,6 +23,7 @@ import numpy as np
 
 from facesvc.engine import weights
 from facesvc.engine.align import ARCFACE_TEMPLATE_112, warp_to_template
+from facesvc.engine.pool import InstancePool
 from facesvc.engine.types import Detection, FloatArray, Image
 from facesvc.errors import ModelUnavailableError
 
@@ -60,25 +61,20 @@ class SFaceRecognizer:
     # accepted 2 of 380 celebs impostors; an access-control service errs the other way.
     default_threshold = 0.55
 
-    def __init__(self, weights_dir: Path | None) -> None:
-        self._path = str(weights.opencv_zoo_model(weights.SFACE_FILE, weights_dir))
-        cv2.dnn.readNetFromONNX(self._path)  # fail at start-up, not on the first request
-        # A cv2.dnn.Net keeps its activations between calls: one instance per thread.
-        self._local = threading.local()
-
-    def _net(self) -> Any:
-        net = getattr(self._local, "net", None)
-        if net is None:
-            net = cv2.dnn.readNetFromONNX(self._path)
-            self._local.net = net
-        return net
+    def __init__(self, weights_dir: Path | None, slots: int) -> None:
+        path = str(weights.opencv_zoo_model(weights.SFACE_FILE, weights_dir))
+        # A cv2.dnn.Net keeps its activations between calls: one instance per slot
+        # (55 MB each). The first is made now, so a bad file fails start-up.
+        self._pool: InstancePool[Any] = InstancePool(lambda: cv2.dnn.readNetFromONNX(path), slots)
+        with self._pool.borrow():
+            pass
 
     def embed(self, image: Image, detection: Detection) -> FloatArray:
         crop = warp_to_template(image, detection.landmarks, ARCFACE_TEMPLATE_112, (112, 112))
         blob = cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True, crop=False)
-        net = self._net()
-        net.setInput(blob, "data")
-        return np.asarray(net.forward(), dtype=np.float32).reshape(-1)
+        with self._pool.borrow() as net:
+            net.setInput(blob, "data")
+            return np.asarray(net.forward(), dtype=np.float32).reshape(-1)
 
 
 class DlibRecognizer:
@@ -226,10 +222,10 @@ def holds_gil(name: str) -> bool:
     return name == "Dlib"
 
 
-def create_recognizer(name: str, weights_dir: Path | None) -> FaceRecognizer:
+def create_recognizer(name: str, weights_dir: Path | None, slots: int) -> FaceRecognizer:
     """Build the configured recognizer, failing now (at start-up) if it cannot be had."""
     if name == "SFace":
-        return SFaceRecognizer(weights_dir)
+        return SFaceRecognizer(weights_dir, slots)
     if name == "Dlib":
         return DlibRecognizer()
     from deepface.modules.modeling import AVAILABLE_MODELS

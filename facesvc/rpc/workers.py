@@ -43,12 +43,14 @@ def _on_stop_signals(stopping: threading.Event, grace: float) -> None:
 
 
 def serve(
-    settings: Settings, *, reuse_port: bool = False, on_ready: Callable[[int], None] | None = None
+    settings: Settings, *, reuse_port: bool = False, on_loaded: Callable[[int], bool] | None = None
 ) -> int:
     """Serve in this process until SIGTERM or SIGINT; returns the exit code.
 
     Listening starts at once (health NOT_SERVING), the models load and warm up, then
     health turns SERVING. A model that cannot be had ends start-up with exit code 1.
+    `on_loaded(port)`, when given, is called once the models are warm and decides
+    whether to go SERVING (a worker waits there for its siblings).
     """
     stopping = threading.Event()
     _on_stop_signals(stopping, settings.grace_seconds)
@@ -62,11 +64,10 @@ def serve(
         log.error("cannot start: %s", error, extra={"model": settings.model, "detector": settings.detector})
         face_server.stop(0).wait()
         return EXIT_CANNOT_START
-    if not stopping.is_set():
+    go = on_loaded(face_server.port) if on_loaded is not None else True
+    if go and not stopping.is_set():
         face_server.set_serving()
-        if on_ready is not None:
-            on_ready(face_server.port)
-        else:
+        if on_loaded is None:
             log.info(
                 "serving",
                 extra={"port": face_server.port, "model": settings.model, "detector": settings.detector},
@@ -100,10 +101,19 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
         sock.close()
 
 
-def _worker(settings: Settings, ready: Connection) -> None:
+def _worker(settings: Settings, parent: Connection) -> None:
+    """One serving process. It reports when its models are warm, then turns SERVING only
+    when the parent says every sibling is warm too: a connection the kernel hands to any
+    worker must never meet one still loading while health says SERVING."""
     logs.configure(settings.log_level)
-    code = serve(settings, reuse_port=True, on_ready=lambda port: ready.send(("ready", port)))
-    ready.send(("exit", code))
+
+    def on_loaded(port: int) -> bool:
+        parent.send(("loaded", port))
+        return bool(parent.recv() == "go")
+
+    code = serve(settings, reuse_port=True, on_loaded=on_loaded)
+    with contextlib.suppress(OSError):
+        parent.send(("exit", code))
     os._exit(code)
 
 
@@ -118,7 +128,7 @@ def supervise(settings: Settings, processes: int) -> int:
         worker_settings = settings.model_copy(update={"port": port})
         workers = []
         for _ in range(processes):
-            parent_end, child_end = context.Pipe(duplex=False)
+            parent_end, child_end = context.Pipe(duplex=True)
             process = context.Process(target=_worker, args=(worker_settings, child_end), daemon=False)
             process.start()
             workers.append((process, parent_end))
@@ -130,11 +140,16 @@ def supervise(settings: Settings, processes: int) -> int:
                 if process.pid in pending and pipe.poll(0.05):
                     kind, _value = pipe.recv()
                     pending.discard(process.pid)
-                    failed = failed or kind != "ready"
+                    failed = failed or kind != "loaded"
                 elif process.pid in pending and not process.is_alive():
                     pending.discard(process.pid)
                     failed = True
-        if not failed and not stopping.is_set():
+        go = not failed and not stopping.is_set()
+        for process, pipe in workers:
+            if process.is_alive():
+                with contextlib.suppress(OSError):
+                    pipe.send("go" if go else "stop")
+        if go:
             log.info(
                 "serving",
                 extra={
