@@ -16,7 +16,7 @@ PROTO_OUT := .
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export OPENCV_LOG_LEVEL ?= ERROR
 
-.PHONY: help install run test lint proto proto-check eval clean
+.PHONY: help install run test lint proto proto-check eval bench clean
 
 help:
 	@echo "make run    - start the service on its defaults (port 50051)"
@@ -24,6 +24,8 @@ help:
 	@echo "make lint   - ruff, mypy and a check that generated stubs are current"
 	@echo "make proto  - regenerate the committed Python stubs from protos/"
 	@echo "make eval   - accuracy of the pipeline on each labelled set in ../shared/faces"
+	@echo "make bench  - throughput and latency against the engine and DeepFace's REST API"
+	@echo "make interop - the Node.js client against a real server"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,8 +42,8 @@ test: $(STAMP) proto-check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) proto-check
-	$(VENV)/bin/ruff check facesvc tests server.py
-	$(VENV)/bin/ruff format --check facesvc tests server.py
+	$(VENV)/bin/ruff check facesvc tests bench server.py
+	$(VENV)/bin/ruff format --check facesvc tests bench server.py
 	$(VENV)/bin/mypy
 
 proto: $(STAMP)
@@ -60,5 +62,16 @@ proto-check: $(STAMP)
 eval: $(STAMP)
 	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
 
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The SDK, the contract checks (buf) and the Node.js interop test.
+include client/make.mk

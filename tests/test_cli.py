@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from facesvc_client.cli import Exit, main
 
 from facesvc.rpc.server import FaceServer
+from facesvc_client.cli import Exit, main
 from tests import images
 from tests.conftest import CELEBS, ORL, ROOT
 

@@ -22,6 +22,13 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.message import Message
+
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
+from facesvc.rpc.server import FaceServer
+from facesvc.rpc.servicer import FaceServiceServicer
+from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from facesvc_client import (
     AsyncFaceClient,
     AuthenticationError,
@@ -52,13 +59,6 @@ from facesvc_client import (
     StatusCode,
     TLSConfig,
 )
-from google.protobuf.message import Message
-
-from facesvc.config import Settings
-from facesvc.engine import FaceEngine
-from facesvc.rpc.server import FaceServer
-from facesvc.rpc.servicer import FaceServiceServicer
-from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests import images
 from tests.conftest import CELEBS, ORL, ROOT, identities, start_server
 

@@ -200,10 +200,15 @@ def test_several_processes_share_the_port_and_stop_together(process: list[subpro
     assert sum(1 for e in entries if e.get("message") == "engine ready") == 2
     port = entries[-1]["port"]
     for _ in range(6):  # new connections, spread by the kernel
-        with grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]) as channel:
+        with grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == SERVING
             stub = pb_grpc.FaceServiceStub(channel)
-            assert len(stub.Enroll(pb.EnrollRequest(image=photo("img11.jpg")), timeout=30).embedding.values) == 128
+            assert (
+                len(stub.Enroll(pb.EnrollRequest(image=photo("img11.jpg")), timeout=30).embedding.values)
+                == 128
+            )
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0

@@ -337,7 +337,7 @@ def test_identify_with_a_packed_gallery(
         image=photo("img1.jpg"), candidates=listed, packed_candidates=packed, top_k=2
     )
     response = stub.Identify(request, timeout=30)
-    assert [m.id for m in response.matches][0] == "me" and response.matches[0].match
+    assert response.matches[0].id == "me" and response.matches[0].match
     assert response.matches[1].id != "me" and not response.matches[1].match
 
     truncated = pb.PackedGallery(ids=ids, values=noise.tobytes()[:-4], model="SFace")

@@ -1,0 +1,590 @@
+"""`make bench`: facesvc measured against its own engine and against DeepFace's REST API.
+
+One run on this machine, every figure side by side:
+- the service started as a user starts it (`make run`), cold start to SERVING;
+- the engine alone, in this process, on the same images: the baseline;
+- Enroll, Verify and Identify (1, 1,000 and 10,000 candidates) at concurrency 1, 2, 4
+  and 8, on real photos from ../shared/faces/celebs (465-2500 px) and on the same
+  photos scaled to a 640 px camera frame;
+- DeepFace's own REST API (deepface.api under gunicorn, one worker per core) with the
+  same model and detector (Dlib + dlib) against facesvc configured the same way.
+Writes bench/RESULTS.md. Requests are serialised before the clock starts and responses
+are not parsed inside it, so the load generator's own cost stays out of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import http.client
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine, StoredEmbedding
+from facesvc.v1 import face_service_pb2 as pb
+
+ROOT = Path(__file__).resolve().parents[1]
+CELEBS = Path(os.environ.get("FACESVC_FACES_DIR", ROOT.parent / "shared" / "faces")) / "celebs"
+CORES = os.cpu_count() or 1
+#: Photos of one person (id00) and two 2500 px wide photos; all within MAX_IMAGE_SIZE.
+PHOTOS = ["img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg", "img10.jpg", "img11.jpg"]
+WIDE = "img4.jpg"  # 2500 x 1728
+CONCURRENCY = (1, 2, 4, 8)
+
+
+# ---- measurement helpers --------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and all its descendants (via /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        queue.extend(children.get(current, []))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process tree."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def peak_rss_mb(pid: int) -> dict[int, float]:
+    """VmHWM (peak resident set) of each Python process in the tree, in MB."""
+    result = {}
+    for member in _tree(pid):
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{member}/status").read_text()
+            if "python" not in Path(f"/proc/{member}/cmdline").read_text():
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    result[member] = int(line.split()[1]) / 1024
+    return result
+
+
+@dataclass
+class Run:
+    label: str
+    concurrency: int
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    cpu: float = 0.0
+    errors: int = 0
+
+    @property
+    def rps(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+    @property
+    def cpu_per_request(self) -> float:
+        return self.cpu / len(self.latencies) if self.latencies else float("nan")
+
+    def row(self) -> str:
+        ms = [1000 * x for x in self.latencies]
+        return (
+            f"| {self.label} | {self.concurrency} | {self.rps:.1f} | {percentile(ms, 50):.0f} | "
+            f"{percentile(ms, 95):.0f} | {percentile(ms, 99):.0f} | {1000 * self.cpu_per_request:.0f} | {self.errors} |"
+        )
+
+
+def drive(
+    label: str, concurrency: int, requests: int, call: Callable[[int], None], server_pid: int | None
+) -> Run:
+    """`requests` calls spread over `concurrency` threads; call(i) makes request i."""
+    run = Run(label, concurrency)
+    counter = iter(range(requests))
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            with lock:
+                index = next(counter, None)
+            if index is None:
+                return
+            started = time.perf_counter()
+            try:
+                call(index)
+            except Exception:
+                run.errors += 1
+                continue
+            run.latencies.append(time.perf_counter() - started)
+
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    started = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.wall = time.perf_counter() - started
+    run.cpu = (cpu_seconds(server_pid) - cpu_before) if server_pid else 0.0
+    return run
+
+
+# ---- the service under test ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[bytes]
+    port: int
+    cold_start: float
+
+
+def start_service(env: dict[str, str], timeout: float = 180) -> Service:
+    """`make run` as a user types it; returns once grpc.health.v1 says SERVING."""
+    port = free_port()
+    environment = {**os.environ, **env, "FACESVC_PORT": str(port), "FACESVC_HOST": "127.0.0.1"}
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        ["make", "--no-print-directory", "run"],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.perf_counter() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"make run exited with {process.returncode}")
+            with contextlib.suppress(grpc.RpcError):
+                if (
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
+                    return Service(process, port, time.perf_counter() - started)
+            time.sleep(0.01)
+    process.kill()
+    raise RuntimeError("service did not become SERVING")
+
+
+def stop_service(service: Service) -> None:
+    service.process.terminate()
+    try:
+        service.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+
+
+def server_pid(service: Service) -> int:
+    return service.process.pid  # make; its descendants are the serving processes
+
+
+# ---- requests ------------------------------------------------------------------------
+
+
+def frame_640(data: bytes) -> bytes:
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    scale = 640 / max(pixels.shape[:2])
+    small = cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+
+
+def raw_call(channel: grpc.Channel, method: str) -> Callable[[bytes], bytes]:
+    """A unary call that sends pre-serialised bytes and returns the raw response."""
+    return channel.unary_unary(f"/facesvc.v1.FaceService/{method}")  # type: ignore[no-any-return]
+
+
+def gallery(template: pb.Embedding, size: int, packed: bool) -> pb.IdentifyRequest:
+    rng = np.random.default_rng(size)
+    rows = rng.standard_normal((size, len(template.values))).astype("<f4")
+    rows[size // 2] = np.asarray(template.values, dtype="<f4")
+    ids = [f"person-{i}" for i in range(size)]
+    if packed:
+        return pb.IdentifyRequest(
+            packed_candidates=pb.PackedGallery(ids=ids, values=rows.tobytes(), model=template.model)
+        )
+    return pb.IdentifyRequest(
+        candidates=[
+            pb.Candidate(id=ids[i], embedding=pb.Embedding(values=rows[i].tolist(), model=template.model))
+            for i in range(size)
+        ]
+    )
+
+
+# ---- DeepFace's REST API ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def deepface_rest() -> Iterator[int]:
+    """deepface.api under gunicorn, one worker per core, Dlib + dlib preloaded. Its weights
+    are the very files face-recognition-models ships (DeepFace would download them)."""
+    from facesvc.engine import weights
+
+    home = Path(tempfile.mkdtemp(prefix="bench-deepface-"))
+    weights_dir = home / ".deepface" / "weights"
+    weights_dir.mkdir(parents=True)
+    for name in (weights.DLIB_RESNET_FILE, weights.DLIB_SHAPE_5_FILE):
+        (weights_dir / name).symlink_to(weights.dlib_model(name))
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEEPFACE_HOME": str(home),
+        "DEEPFACE_FACE_RECOGNITION_MODELS": "Dlib",
+        "DEEPFACE_FACE_DETECTION_MODELS": "dlib",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [
+            str(gunicorn),
+            "--workers",
+            str(CORES),
+            "--timeout",
+            "600",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "deepface.api.src.app:create_app()",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connection.request("GET", "/")
+                if connection.getresponse().status == 200:
+                    break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("DeepFace REST API did not start")
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def rest_post(port: int, path: str, body: bytes) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    payload = response.read()
+    if response.status != 200:
+        raise RuntimeError(f"{path}: {response.status} {payload[:200]!r}")
+
+
+def data_uri(data: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode()
+
+
+# ---- the benchmark ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="facesvc benchmark")
+    parser.add_argument("--requests", type=int, default=16, help="requests per thread for each load")
+    parser.add_argument("--skip-deepface", action="store_true", help="leave out DeepFace's REST API")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args(argv)
+    per_thread = args.requests
+    lines: list[str] = []
+
+    def out(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
+    frames = {name: frame_640(data) for name, data in photos.items()}
+    sets = {"photos": list(photos.values()), "640px": list(frames.values())}
+
+    # Cold start, three times, through `make run`.
+    colds = []
+    for _ in range(3):
+        service = start_service({})
+        colds.append(service.cold_start)
+        stop_service(service)
+    service = start_service({})
+    pid = server_pid(service)
+    targets: list[tuple[str, float, str, bool]] = []
+
+    out("# facesvc benchmark results")
+    out()
+    out(
+        f"Command: `make bench`. Machine: {CORES} cores, {platform.processor() or platform.machine()}, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    )
+    out(
+        "Latencies in ms (p50/p95/p99), throughput in requests/s, CPU = CPU-ms the service spent per request "
+        "(all its processes). Medians of the run; the machine is noisy."
+    )
+    out()
+
+    # Engine alone, in this process: the baseline, single-threaded like one RPC.
+    engine = FaceEngine(Settings())
+    engine.load()
+    template = StoredEmbedding(engine.analyse(photos["img1.jpg"]).embedding, "SFace")
+    engine_p50 = {}
+    for set_name, images in sets.items():
+        timings = []
+        for i in range(per_thread * 2):
+            started = time.perf_counter()
+            engine.verify(images[i % len(images)], [template])
+            timings.append(time.perf_counter() - started)
+        engine_p50[set_name] = statistics.median(timings)
+    del engine
+
+    with grpc.insecure_channel(
+        f"127.0.0.1:{service.port}", options=[("grpc.max_send_message_length", 64 << 20)]
+    ) as channel:
+        enroll, verify, identify = (raw_call(channel, m) for m in ("Enroll", "Verify", "Identify"))
+        stored = pb.EnrollResponse.FromString(
+            enroll(pb.EnrollRequest(image=photos["img1.jpg"]).SerializeToString())
+        ).embedding
+        runs: dict[tuple[str, str, int], Run] = {}
+        out("## facesvc, default model (SFace + YuNet), through gRPC")
+        out()
+        out("| RPC | concurrency | req/s | p50 | p95 | p99 | CPU ms/req | errors |")
+        out("|---|---|---|---|---|---|---|---|")
+        galleries = {
+            "Identify 1": gallery(stored, 1, packed=False),
+            "Identify 1,000": gallery(stored, 1000, packed=False),
+            "Identify 10,000": gallery(stored, 10_000, packed=False),
+            "Identify 1,000 packed": gallery(stored, 1000, packed=True),
+            "Identify 10,000 packed": gallery(stored, 10_000, packed=True),
+        }
+        for set_name, images in sets.items():
+            requests: dict[str, list[bytes]] = {
+                "Enroll": [pb.EnrollRequest(image=image).SerializeToString() for image in images],
+                "Verify": [
+                    pb.VerifyRequest(image=image, stored_embeddings=[stored]).SerializeToString()
+                    for image in images
+                ],
+            }
+            for label, base in galleries.items():
+                requests[label] = []
+                for image in images:
+                    request = pb.IdentifyRequest()
+                    request.CopyFrom(base)
+                    request.image = image
+                    requests[label].append(request.SerializeToString())
+            for label, payloads in requests.items():
+                call = enroll if label == "Enroll" else verify if label == "Verify" else identify
+                for concurrency in CONCURRENCY:
+                    if label.startswith(("Identify 1,000", "Identify 10,000")) and concurrency not in (1, 4):
+                        continue
+                    run = drive(
+                        f"{label} ({set_name})",
+                        concurrency,
+                        per_thread * concurrency,
+                        lambda i, payloads=payloads, call=call: call(payloads[i % len(payloads)]),
+                        pid,
+                    )
+                    runs[(label, set_name, concurrency)] = run
+                    out(run.row())
+        # The 2500 px photo against its own 640 px copy, one at a time.
+        wide = {}
+        for set_name, image in (("photos", photos[WIDE]), ("640px", frames[WIDE])):
+            payload = pb.VerifyRequest(image=image, stored_embeddings=[stored]).SerializeToString()
+            wide[set_name] = drive(f"Verify {WIDE}", 1, per_thread * 2, lambda _i, p=payload: verify(p), pid)
+        rss = peak_rss_mb(pid)
+
+    out()
+    out(
+        f"Cold start, `make run` to SERVING (installed, nothing changed): {', '.join(f'{c:.2f}' for c in colds)} s."
+    )
+    out(f"Peak RSS per serving process after the load: {', '.join(f'{v:.0f} MB' for v in rss.values())}.")
+    out()
+
+    def target(name: str, value: float, goal: str, ok: bool) -> None:
+        targets.append((name, value, goal, ok))
+
+    for set_name in sets:
+        ratio = statistics.median(runs[("Verify", set_name, 1)].latencies) / engine_p50[set_name]
+        target(
+            f"Verify p50 via gRPC / engine-only p50, concurrency 1 ({set_name}: "
+            f"{1000 * engine_p50[set_name]:.0f} ms engine)",
+            ratio,
+            "<= 1.05",
+            ratio <= 1.05,
+        )
+    for set_name in sets:
+        c1, c4 = runs[("Verify", set_name, 1)], runs[("Verify", set_name, 4)]
+        share = c4.rps * c1.cpu_per_request / CORES
+        target(
+            f"Verify throughput at concurrency 4 x CPU-s/request at 1 / cores ({set_name})",
+            share,
+            ">= 0.85",
+            share >= 0.85,
+        )
+    ratio = statistics.median(wide["photos"].latencies) / statistics.median(wide["640px"].latencies)
+    target(f"latency {WIDE} (2500 px) / its 640 px copy", ratio, "<= 1.3", ratio <= 1.3)
+    for set_name in sets:
+        verify_p50 = statistics.median(runs[("Verify", set_name, 1)].latencies)
+        for label, goal in (
+            ("Identify 1,000 packed", 1.1),
+            ("Identify 10,000 packed", 1.5),
+            ("Identify 1,000", 1.1),
+            ("Identify 10,000", 1.5),
+        ):
+            ratio = statistics.median(runs[(label, set_name, 1)].latencies) / verify_p50
+            target(f"{label} / Verify, same photos ({set_name})", ratio, f"<= {goal}", ratio <= goal)
+    cold = statistics.median(colds)
+    target("cold start to SERVING, default model, `make run` (s)", cold, "<= 5", cold <= 5)
+    peak = max(rss.values())
+    target("peak RSS per serving process under load (MB)", peak, "<= 600", peak <= 600)
+    stop_service(service)
+
+    if not args.skip_deepface:
+        out("## Against DeepFace's REST API, same model and detector (Dlib + dlib), concurrency 4")
+        out()
+        out("| service | call | concurrency | req/s | p50 | p95 | p99 | CPU ms/req | errors |")
+        out("|---|---|---|---|---|---|---|---|---|")
+        images = sets["photos"]
+        requests_n = per_thread * 4 // 2
+        with deepface_rest() as port:
+            bodies = [
+                json.dumps({"img": data_uri(i), "model_name": "Dlib", "detector_backend": "dlib"}).encode()
+                for i in images
+            ]
+            pairs = [
+                json.dumps(
+                    {
+                        "img1": data_uri(a),
+                        "img2": data_uri(b),
+                        "model_name": "Dlib",
+                        "detector_backend": "dlib",
+                    }
+                ).encode()
+                for a, b in zip(images, images[1:] + images[:1], strict=True)
+            ]
+            rest_post(port, "/represent", bodies[0])  # first call pays lazy loading, as ours pays warm-up
+            df_represent = drive(
+                "DeepFace /represent",
+                4,
+                requests_n,
+                lambda i: rest_post(port, "/represent", bodies[i % len(bodies)]),
+                None,
+            )
+            df_verify = drive(
+                "DeepFace /verify",
+                4,
+                requests_n,
+                lambda i: rest_post(port, "/verify", pairs[i % len(pairs)]),
+                None,
+            )
+        dlib_service = start_service({"FACESVC_MODEL": "Dlib", "FACESVC_DETECTOR": "dlib"})
+        dlib_pid = server_pid(dlib_service)
+        with grpc.insecure_channel(f"127.0.0.1:{dlib_service.port}") as channel:
+            enroll, verify = raw_call(channel, "Enroll"), raw_call(channel, "Verify")
+            dlib_template = pb.EnrollResponse.FromString(
+                enroll(pb.EnrollRequest(image=images[0]).SerializeToString())
+            ).embedding
+            enrolls = [pb.EnrollRequest(image=i).SerializeToString() for i in images]
+            verifies = [
+                pb.VerifyRequest(image=i, stored_embeddings=[dlib_template]).SerializeToString()
+                for i in images
+            ]
+            ours_enroll = drive(
+                "facesvc Enroll (Dlib)",
+                4,
+                requests_n * 2,
+                lambda i: enroll(enrolls[i % len(enrolls)]),
+                dlib_pid,
+            )
+            ours_verify = drive(
+                "facesvc Verify (Dlib)",
+                4,
+                requests_n * 2,
+                lambda i: verify(verifies[i % len(verifies)]),
+                dlib_pid,
+            )
+            dlib_rss = peak_rss_mb(dlib_pid)
+        stop_service(dlib_service)
+        default_enroll = runs[("Enroll", "photos", 4)]
+        for service_name, run in (
+            ("DeepFace REST", df_represent),
+            ("DeepFace REST", df_verify),
+            ("facesvc (Dlib)", ours_enroll),
+            ("facesvc (Dlib)", ours_verify),
+            ("facesvc (SFace)", default_enroll),
+        ):
+            out(f"| {service_name} " + run.row())
+        out()
+        out(
+            f"facesvc Dlib: {dlib_service.cold_start:.1f} s to SERVING; peak RSS per process "
+            f"{', '.join(f'{v:.0f} MB' for v in dlib_rss.values())}."
+        )
+        out()
+        target(
+            "our Enroll / DeepFace /represent, both Dlib, concurrency 4",
+            ours_enroll.rps / df_represent.rps,
+            ">= 5.0",
+            ours_enroll.rps / df_represent.rps >= 5,
+        )
+        target(
+            "our Verify / DeepFace /verify, both Dlib, concurrency 4",
+            ours_verify.rps / df_verify.rps,
+            "(report)",
+            True,
+        )
+        target(
+            "our default model (SFace + YuNet) Enroll / DeepFace /represent (Dlib)",
+            default_enroll.rps / df_represent.rps,
+            ">= 20",
+            default_enroll.rps / df_represent.rps >= 20,
+        )
+
+    out("## Targets")
+    out()
+    out("| figure | measured | target | met |")
+    out("|---|---|---|---|")
+    for name, value, goal, ok in targets:
+        out(f"| {name} | {value:.2f} | {goal} | {'yes' if ok else 'NO'} |")
+    args.output.write_text("\n".join(lines) + "\n")
+    print(f"\nwritten to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
