@@ -16,7 +16,7 @@ PROTO_OUT := .
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export OPENCV_LOG_LEVEL ?= ERROR
 
-.PHONY: help install run test lint proto proto-check eval bench clean
+.PHONY: help install run test lint proto proto-check eval bench fuzz clean
 
 help:
 	@echo "make run    - start the service on its defaults (port 50051)"
@@ -24,6 +24,7 @@ help:
 	@echo "make lint   - ruff, mypy and a check that generated stubs are current"
 	@echo "make proto  - regenerate the committed Python stubs from protos/"
 	@echo "make eval   - accuracy of the pipeline on each labelled set in ../shared/faces"
+	@echo "make fuzz   - 10,000 hostile requests against a real server (make test sends 600)"
 	@echo "make bench  - throughput and latency against the engine and DeepFace's REST API"
 	@echo "make interop - the Node.js client against a real server"
 
@@ -61,6 +62,9 @@ proto-check: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
+
+fuzz: $(STAMP)
+	FACESVC_FUZZ_EXAMPLES=$${FACESVC_FUZZ_EXAMPLES:-10000} $(PY) -m pytest -q -s tests/test_fuzz.py
 
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP)

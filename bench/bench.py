@@ -360,19 +360,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     out()
 
-    # Engine alone, in this process: the baseline, single-threaded like one RPC.
+    # Engine alone, in this process: the baseline. Measured interleaved with the same
+    # call through gRPC (one engine call, one RPC, ...), so both see the same machine.
     engine = FaceEngine(Settings())
     engine.load()
     template = StoredEmbedding(engine.analyse(photos["img1.jpg"]).embedding, "SFace")
-    engine_p50 = {}
-    for set_name, images in sets.items():
-        timings = []
-        for i in range(per_thread * 2):
-            started = time.perf_counter()
-            engine.verify(images[i % len(images)], [template])
-            timings.append(time.perf_counter() - started)
-        engine_p50[set_name] = statistics.median(timings)
-    del engine
 
     with grpc.insecure_channel(
         f"127.0.0.1:{service.port}", options=[("grpc.max_send_message_length", 64 << 20)]
@@ -381,6 +373,22 @@ def main(argv: list[str] | None = None) -> int:
         stored = pb.EnrollResponse.FromString(
             enroll(pb.EnrollRequest(image=photos["img1.jpg"]).SerializeToString())
         ).embedding
+        engine_p50, grpc_p50 = {}, {}
+        for set_name, images in sets.items():
+            payloads = [
+                pb.VerifyRequest(image=i, stored_embeddings=[stored]).SerializeToString() for i in images
+            ]
+            engine_times, grpc_times = [], []
+            for i in range(per_thread * 4):
+                started = time.perf_counter()
+                engine.verify(images[i % len(images)], [template])
+                engine_times.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                verify(payloads[i % len(payloads)])
+                grpc_times.append(time.perf_counter() - started)
+            engine_p50[set_name] = statistics.median(engine_times)
+            grpc_p50[set_name] = statistics.median(grpc_times)
+        del engine
         runs: dict[tuple[str, str, int], Run] = {}
         out("## facesvc, default model (SFace + YuNet), through gRPC")
         out()
@@ -440,10 +448,10 @@ def main(argv: list[str] | None = None) -> int:
         targets.append((name, value, goal, ok))
 
     for set_name in sets:
-        ratio = statistics.median(runs[("Verify", set_name, 1)].latencies) / engine_p50[set_name]
+        ratio = grpc_p50[set_name] / engine_p50[set_name]
         target(
-            f"Verify p50 via gRPC / engine-only p50, concurrency 1 ({set_name}: "
-            f"{1000 * engine_p50[set_name]:.0f} ms engine)",
+            f"Verify p50 via gRPC / engine-only p50, concurrency 1, interleaved ({set_name}: "
+            f"{1000 * grpc_p50[set_name]:.1f} vs {1000 * engine_p50[set_name]:.1f} ms)",
             ratio,
             "<= 1.05",
             ratio <= 1.05,
