@@ -8,6 +8,7 @@ service's memory after the run is within 10% of before.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -217,10 +218,8 @@ def test_fuzzed_requests_get_ok_or_a_reason(fuzz_server: tuple[subprocess.Popen[
         stub = pb_grpc.FaceServiceStub(channel)
         # Warm the allocator and every pooled network before taking the baseline.
         for seed in SEEDS * 4:
-            try:
+            with contextlib.suppress(grpc.RpcError):
                 stub.Enroll(pb.EnrollRequest(image=seed), timeout=30)
-            except grpc.RpcError:
-                pass
         before = _rss_kb(proc.pid)
 
         @settings(
@@ -242,7 +241,7 @@ def test_fuzzed_requests_get_ok_or_a_reason(fuzz_server: tuple[subprocess.Popen[
                 seen["OK"] = seen.get("OK", 0) + 1
             except grpc.RpcError as error:
                 assert error.code() in ALLOWED, f"{rpc}: {error.code()} {error.details()}"
-                code, reason, _ = rejection(error)
+                _code, reason, _ = rejection(error)
                 assert reason, f"{rpc}: no reason"
                 seen[reason] = seen.get(reason, 0) + 1
             assert proc.poll() is None, "the server died"
