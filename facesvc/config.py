@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FaceSelectionName = Literal["reject_multiple", "largest", "central"]
 
@@ -91,8 +92,14 @@ class Settings(BaseSettings):
     liveness_max_brightness: float = Field(225.0, ge=0, le=255)
     """Mean face intensity (0-255) above which the face is washed out."""
 
-    workers: int = Field(8, ge=1, le=256)
-    """Threads serving RPCs in each process."""
+    max_concurrent_rpcs: int | None = Field(None, ge=1, le=1024)
+    """FaceService calls in progress at once in each process; beyond it a call is refused
+    at once with RESOURCE_EXHAUSTED (reason OVERLOADED) instead of queueing without bound.
+    Health and reflection are not counted. Unset: four per core."""
+
+    workers: int | None = Field(None, ge=1, le=2048)
+    """Threads serving RPCs in each process. Unset: max_concurrent_rpcs + 8, so health
+    checks and refusals always find a thread while the limit is reached."""
 
     engine_slots: int | None = Field(None, ge=1, le=64)
     """Requests that may run the networks at once in each process; each slot holds its
@@ -108,6 +115,50 @@ class Settings(BaseSettings):
     """Threads OpenCV may use inside one request (0: OpenCV's default, all cores). One
     is fastest under concurrent load, where requests already fill the cores (see
     bench/RESULTS.md)."""
+
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated API keys. When any is set (here or in api_keys_file), every
+    FaceService call needs one, as `authorization: Bearer <key>` or `x-api-key: <key>`
+    metadata, else UNAUTHENTICATED. Compared in constant time; never logged."""
+
+    api_keys_file: Path | None = None
+    """A file of API keys, one per line (e.g. a mounted Kubernetes secret)."""
+
+    auth_probes: bool = False
+    """Require an API key for health checking and reflection too (off: probes stay open)."""
+
+    tls_cert_file: Path | None = None
+    """PEM certificate chain; with tls_key_file, the port serves TLS only."""
+
+    tls_key_file: Path | None = None
+    """PEM private key of tls_cert_file."""
+
+    tls_client_ca_file: Path | None = None
+    """PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS)."""
+
+    failure_threshold: int = Field(5, ge=1)
+    """Liveness failures and non-matching verifications from one caller (API key, else
+    peer address) within failure_window_seconds that raise a security event."""
+
+    failure_window_seconds: float = Field(300.0, gt=0)
+    """The window those failures are counted in."""
+
+    throttle_failing_callers: bool = False
+    """Refuse a caller that reached failure_threshold with RESOURCE_EXHAUSTED (reason
+    CALLER_THROTTLED) until its failures age out of the window."""
+
+    keepalive_time_seconds: float = Field(60.0, gt=0)
+    """Ping an idle client connection this often to find dead peers (gRPC keepalive)."""
+
+    keepalive_timeout_seconds: float = Field(20.0, gt=0)
+    """Close a connection whose ping is not answered within this time."""
+
+    keepalive_min_client_ping_seconds: float = Field(10.0, gt=0)
+    """Clients (or mesh sidecars) may ping at most this often, with or without calls in
+    flight; faster pings get the connection closed (GOAWAY too_many_pings)."""
+
+    max_connection_idle_seconds: float = Field(300.0, gt=0)
+    """Close connections idle this long, so load balancers rebalance."""
 
     grace_seconds: float = Field(10.0, ge=0)
     """On SIGTERM, how long in-flight calls may take to finish."""
@@ -131,14 +182,45 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value.strip()
 
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(key.strip() for key in value.split(",") if key.strip())
+        return value
+
     @model_validator(mode="after")
     def _image_bounds(self) -> Settings:
         if self.min_image_size > self.max_image_size:
             raise ValueError(
                 f"min_image_size ({self.min_image_size}) exceeds max_image_size ({self.max_image_size})"
             )
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file")
+        for path in (self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file, self.api_keys_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"{path} is not a readable file")
         if self.liveness_min_brightness >= self.liveness_max_brightness:
             raise ValueError("liveness_min_brightness must be below liveness_max_brightness")
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
         return self
+
+    @property
+    def concurrent_rpcs(self) -> int:
+        """max_concurrent_rpcs, or its default."""
+        return self.max_concurrent_rpcs or 4 * (os.cpu_count() or 1)
+
+    @property
+    def worker_threads(self) -> int:
+        """workers, or its default."""
+        return self.workers or self.concurrent_rpcs + 8
+
+    def all_api_keys(self) -> tuple[str, ...]:
+        """The keys of api_keys and api_keys_file together."""
+        keys = [key.get_secret_value() for key in self.api_keys]
+        if self.api_keys_file is not None:
+            keys += [line.strip() for line in self.api_keys_file.read_text().splitlines() if line.strip()]
+        return tuple(keys)

@@ -94,6 +94,29 @@ class EmbeddingModelMismatchError(FaceServiceError):
     suspicious = True
 
 
+class OverloadedError(FaceServiceError):
+    """More requests are in progress than FACESVC_MAX_CONCURRENT_RPCS allows: retry later."""
+
+    reason = "OVERLOADED"
+
+
+class CallerThrottledError(FaceServiceError):
+    """This caller failed too often recently and is held off for a while."""
+
+    reason = "CALLER_THROTTLED"
+
+
+class UnauthenticatedError(FaceServiceError):
+    """No API key, or one the service does not know."""
+
+    reason = "UNAUTHENTICATED"
+    suspicious = True
+
+
+class RequestAbandonedError(Exception):
+    """The caller cancelled or its deadline passed; the work stopped at a stage boundary."""
+
+
 class EngineNotReadyError(Exception):
     """The engine has not finished loading its models (or is shutting down)."""
 

@@ -12,7 +12,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +46,7 @@ from facesvc.errors import (
     LivenessFailedError,
     LowQualityError,
     NoFaceError,
+    RequestAbandonedError,
 )
 
 log = logging.getLogger("facesvc.engine")
@@ -61,13 +62,19 @@ class StageObserver(Protocol):
     def __call__(self, stage: str, seconds: float) -> None: ...
 
 
+#: Asked between stages whether the caller has gone (cancelled, or its deadline passed).
+StopCheck = Callable[[], bool]
+
+
 class _StageClock:
-    """Laps of one analyse() call; a stage that raises reports nothing."""
+    """Laps of one analyse() call; a stage that raises reports nothing. Each lap is a
+    stage boundary: when `should_stop` says the caller has gone, the work ends there."""
 
-    __slots__ = ("_last", "_observer")
+    __slots__ = ("_last", "_observer", "_should_stop")
 
-    def __init__(self, observer: StageObserver | None) -> None:
+    def __init__(self, observer: StageObserver | None, should_stop: StopCheck | None) -> None:
         self._observer = observer
+        self._should_stop = should_stop
         self._last = time.perf_counter()
 
     def lap(self, stage: str) -> None:
@@ -75,6 +82,8 @@ class _StageClock:
             now = time.perf_counter()
             self._observer(stage, now - self._last)
             self._last = now
+        if self._should_stop is not None and self._should_stop():
+            raise RequestAbandonedError(f"the caller went away; stopped after {stage}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,11 +256,14 @@ class FaceEngine:
 
     # ---- the pipeline -------------------------------------------------------------
 
-    def analyse(self, image_bytes: bytes, selection: FaceSelection | None = None) -> AnalysedFace:
-        """Decode, detect, choose, measure, check and embed the one face a photo is about."""
+    def analyse(
+        self, image_bytes: bytes, selection: FaceSelection | None = None, should_stop: StopCheck | None = None
+    ) -> AnalysedFace:
+        """Decode, detect, choose, measure, check and embed the one face a photo is about.
+        `should_stop` is asked at every stage boundary (RequestAbandonedError when true)."""
         detector, recognizer = self._models()
         settings = self.settings
-        clock = _StageClock(self.observer)
+        clock = _StageClock(self.observer, should_stop)
         header = decode.read_header(
             image_bytes, min_size=settings.min_image_size, max_size=settings.max_image_size
         )
@@ -327,8 +339,10 @@ class FaceEngine:
             embedding=embedding,
         )
 
-    def enroll(self, image_bytes: bytes, selection: FaceSelection | None = None) -> Enrollment:
-        face = self.analyse(image_bytes, selection)
+    def enroll(
+        self, image_bytes: bytes, selection: FaceSelection | None = None, should_stop: StopCheck | None = None
+    ) -> Enrollment:
+        face = self.analyse(image_bytes, selection, should_stop)
         return Enrollment(face=face, model=self._models()[1].name)
 
     def verify(
@@ -337,11 +351,12 @@ class FaceEngine:
         stored: Sequence[StoredEmbedding],
         threshold: float | None = None,
         selection: FaceSelection | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Verification:
         _, recognizer = self._models()
         gallery = self._gallery(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold)
-        face = self.analyse(image_bytes, selection)
+        face = self.analyse(image_bytes, selection, should_stop)
         dists = matching.distances(face.embedding, gallery, recognizer.metric)
         best = int(np.argmin(dists))
         distance = float(dists[best])
@@ -362,13 +377,14 @@ class FaceEngine:
         top_k: int = 1,
         threshold: float | None = None,
         selection: FaceSelection | None = None,
+        should_stop: StopCheck | None = None,
     ) -> Identification:
         _, recognizer = self._models()
         if top_k < 0:
             raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
         matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         limit = self._threshold(threshold)
-        face = self.analyse(image_bytes, selection)
+        face = self.analyse(image_bytes, selection, should_stop)
         dists = matching.distances(face.embedding, matrix, recognizer.metric)
         # Closest rows first; the first row seen of an id is its best template.
         wanted = max(top_k, 1)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 
+from grpc_health.v1 import health_pb2
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -29,18 +30,26 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import start_http_server
 
-from facesvc import __version__
+from facesvc import __version__, errors
 from facesvc.engine import FaceEngine
 from facesvc.engine.engine import STAGES
 from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
+from facesvc.rpc.status import INTERNAL_REASON, NOT_READY_REASON, STATUS_CODES
 
 log = logging.getLogger("facesvc.rpc")
+
+_HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 
 #: Seconds. A default-model call takes 30-200 ms of one core; a 4096 px photo about a second.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 #: Seconds. From microseconds (select) to a few hundred milliseconds (decoding a large photo).
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
 UNARY = "unary"
+#: Every ErrorInfo reason a call can end with (README "Errors").
+REASONS = sorted(
+    {c.reason for c in STATUS_CODES if issubclass(c, errors.FaceServiceError)}
+    | {NOT_READY_REASON, INTERNAL_REASON}
+)
 
 # The metrics of the server handling the request on this thread: one engine may serve
 # several servers in a process (the tests do), and its observer files each stage under
@@ -129,7 +138,7 @@ class ServiceMetrics:
             registry=registry,
         )
         ProcessCollector(registry=registry)
-        self.worker_threads.set(engine.settings.workers)
+        self.worker_threads.set(engine.settings.worker_threads)
         if engine.ready:
             self._set_build_info()
         # Series that exist from the start, at zero, so that rate() and alerts see them at once.
@@ -139,6 +148,10 @@ class ServiceMetrics:
                 self.handled.labels(UNARY, service, method, "OK")
                 self.latency.labels(UNARY, service, method)
                 self.in_flight.labels(service, method)
+                if service != _HEALTH_SERVICE:
+                    # A series born at 1 hides its first event from increase(): start at 0.
+                    for reason in REASONS:
+                        self.rejections.labels(method, reason)
         for stage in STAGES:
             self.stage_seconds.labels(stage)
 

@@ -13,6 +13,7 @@ from grpc_reflection.v1alpha import reflection
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.rpc.auth import PROBE_SERVICES, ApiKeyInterceptor
 from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
 from facesvc.rpc.request_log import RequestLogInterceptor
 from facesvc.rpc.servicer import FaceServiceServicer
@@ -72,20 +73,34 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
+        # Keepalive suited to a mesh: find dead peers, accept the sidecar's pings.
+        ("grpc.keepalive_time_ms", round(settings.keepalive_time_seconds * 1000)),
+        ("grpc.keepalive_timeout_ms", round(settings.keepalive_timeout_seconds * 1000)),
+        ("grpc.keepalive_permit_without_calls", 1),
+        (
+            "grpc.http2.min_recv_ping_interval_without_data_ms",
+            round(settings.keepalive_min_client_ping_seconds * 1000),
+        ),
+        ("grpc.http2.max_ping_strikes", 2),
+        ("grpc.max_connection_idle_ms", round(settings.max_connection_idle_seconds * 1000)),
     ]
     if settings.max_connection_age_seconds is not None:
         options.append(("grpc.max_connection_age_ms", round(settings.max_connection_age_seconds * 1000)))
         options.append(("grpc.max_connection_age_grace_ms", round(settings.grace_seconds * 1000)))
     metrics = None
     interceptors: list[object] = [RequestLogInterceptor()]
+    keys = settings.all_api_keys()
     if settings.metrics_port is not None:
         methods = [method.name for method in pb.DESCRIPTOR.services_by_name["FaceService"].methods]
         metrics = ServiceMetrics(engine, {SERVICE_NAME: methods, HEALTH_SERVICE_NAME: ["Check"]})
         interceptors.append(MetricsInterceptor(metrics))
         if engine.observer is None:
             engine.observer = observe_stage
+    if keys:
+        # Innermost, so refused calls are still logged and counted.
+        interceptors.append(ApiKeyInterceptor(keys, frozenset() if settings.auth_probes else PROBE_SERVICES))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="facesvc-rpc"),
+        futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="facesvc-rpc"),
         options=options,
         interceptors=interceptors,
     )
@@ -98,7 +113,17 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((SERVICE_NAME, HEALTH_SERVICE_NAME, reflection.SERVICE_NAME), server)
-    face_server.port = server.add_insecure_port(f"{settings.host}:{settings.port}")
+    address = f"{settings.host}:{settings.port}"
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        face_server.port = server.add_secure_port(address, credentials)
+    else:
+        face_server.port = server.add_insecure_port(address)
     if face_server.port == 0:
         raise OSError(f"could not bind {settings.host}:{settings.port}")
     if metrics is not None and settings.metrics_port is not None and not reuse_port:

@@ -10,7 +10,7 @@ import grpc
 from facesvc import __version__
 from facesvc.engine import FaceEngine
 from facesvc.rpc import converters
-from facesvc.rpc.status import handle_errors
+from facesvc.rpc.guard import Guard, caller_gone, guarded
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 
@@ -18,14 +18,19 @@ from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     """The facesvc.v1.FaceService implementation over one shared engine."""
 
-    def __init__(self, engine: FaceEngine, is_serving: Callable[[], bool]) -> None:
+    def __init__(
+        self, engine: FaceEngine, is_serving: Callable[[], bool], guard: Guard | None = None
+    ) -> None:
         self._engine = engine
+        self.guard = guard or Guard(engine.settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
 
-    @handle_errors("Enroll")
+    @guarded("Enroll")
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
-        result = self._engine.enroll(request.image, converters.face_selection(request.face_selection))
+        result = self._engine.enroll(
+            request.image, converters.face_selection(request.face_selection), caller_gone(context)
+        )
         face = result.face
         return pb.EnrollResponse(
             embedding=converters.embedding_to_proto(face.embedding, result.model),
@@ -34,13 +39,14 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_checks=converters.liveness_to_proto(face.liveness),
         )
 
-    @handle_errors("Verify")
+    @guarded("Verify")
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         result = self._engine.verify(
             request.image,
             converters.stored_embeddings(request.stored_embeddings),
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
+            caller_gone(context),
         )
         return pb.VerifyResponse(
             match=result.match,
@@ -54,7 +60,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_checks=converters.liveness_to_proto(result.face.liveness),
         )
 
-    @handle_errors("Identify")
+    @guarded("Identify")
     def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
         result = self._engine.identify(
             request.image,
@@ -62,6 +68,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
+            caller_gone(context),
         )
         return pb.IdentifyResponse(
             matches=converters.matches_to_proto(result.matches),
@@ -72,7 +79,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_checks=converters.liveness_to_proto(result.face.liveness),
         )
 
-    @handle_errors("Health")
+    @guarded("Health", admit=False)
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         info = self._engine.info()
         settings = self._engine.settings

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Mapping
-from typing import Any, NoReturn, TypeVar
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf import any_pb2
@@ -28,6 +26,9 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.LivenessFailedError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.EmbeddingInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.EmbeddingModelMismatchError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.CallerThrottledError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
     errors.EngineNotReadyError: grpc.StatusCode.UNAVAILABLE,
 }
 
@@ -35,7 +36,6 @@ NOT_READY_REASON = "ENGINE_NOT_READY"
 INTERNAL_REASON = "INTERNAL"
 
 log = logging.getLogger("facesvc.rpc")
-security_log = logging.getLogger("facesvc.security")
 
 
 def status_for(error: Exception) -> grpc.Status:
@@ -56,43 +56,3 @@ def status_for(error: Exception) -> grpc.Status:
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
     status = status_pb2.Status(code=code_pb2.Code.Value(code.name), message=message, details=[detail])
     return rpc_status.to_status(status)
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handle_errors(rpc: str) -> Callable[[F], F]:
-    """Wrap a servicer method: domain errors become their status, suspicious ones are
-    logged with the peer, and anything unexpected is logged with its traceback and
-    returned as a bare INTERNAL."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                return method(self, request, context)
-            except (errors.FaceServiceError, errors.EngineNotReadyError) as error:
-                if isinstance(error, errors.FaceServiceError) and error.suspicious:
-                    security_log.warning(
-                        "suspicious activity",
-                        extra={
-                            "event": "suspicious_activity",
-                            "rpc": rpc,
-                            "peer": context.peer(),
-                            "reason": error.reason,
-                            "details": dict(error.metadata),
-                        },
-                    )
-                _abort(context, status_for(error))
-            except Exception as error:
-                log.exception("unexpected error", extra={"rpc": rpc, "peer": context.peer()})
-                _abort(context, status_for(error))
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def _abort(context: grpc.ServicerContext, status: grpc.Status) -> NoReturn:
-    context.abort_with_status(status)
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
