@@ -330,6 +330,15 @@ class FaceEngine:
                 **{f"{c.name}_value": c.value for c in failed},
             )
         embedding = recognizer.embed(source, face)
+        log.debug(
+            "face analysed",
+            extra={
+                "face_count": len(detections),
+                "face_size": round(face_px),
+                "quality_score": face_quality.score,
+                "decode_reduction": reduction,
+            },
+        )
         clock.lap("embed")
         return AnalysedFace(
             detection=face.scaled(source_scale),
