@@ -16,7 +16,7 @@ PROTO_OUT := .
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export OPENCV_LOG_LEVEL ?= ERROR
 
-.PHONY: help install run test lint proto proto-check eval bench fuzz clean
+.PHONY: help install run test lint proto proto-check eval bench fuzz soak clean
 
 help:
 	@echo "make run    - start the service on its defaults (port 50051)"
@@ -25,6 +25,7 @@ help:
 	@echo "make proto  - regenerate the committed Python stubs from protos/"
 	@echo "make eval   - accuracy of the pipeline on each labelled set in ../shared/faces"
 	@echo "make fuzz   - 10,000 hostile requests against a real server (make test sends 600)"
+	@echo "make soak   - minutes of load at saturation, memory sampled (bench/SOAK.md)"
 	@echo "make bench  - throughput and latency against the engine and DeepFace's REST API"
 	@echo "make interop - the Node.js client against a real server"
 
@@ -73,6 +74,9 @@ $(BENCH_STAMP): $(STAMP)
 
 bench: $(BENCH_STAMP)
 	$(PY) -m bench.bench $(BENCH_ARGS)
+
+soak: $(STAMP)
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
