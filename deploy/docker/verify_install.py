@@ -1,0 +1,36 @@
+"""Check an installed facesvc: one OpenCV distribution, and the configured models load.
+
+Run by deploy/docker/install.sh with the new environment's Python, so `facesvc` is the
+installed package, not a source tree. Loading downloads a DeepFace model's weights into
+FACESVC_WEIGHTS_DIR when they are missing and a network is there (the Facenet512 build
+argument); the default SFace + YuNet never touch the network.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
+
+
+def main() -> int:
+    opencv = sorted(
+        name
+        for name in {(dist.metadata["Name"] or "").lower() for dist in metadata.distributions()}
+        if name.startswith("opencv")
+    )
+    if len(opencv) != 1:
+        print(f"expected exactly one OpenCV distribution, found {opencv}", file=sys.stderr)
+        return 1
+    settings = Settings()
+    engine = FaceEngine(settings)
+    engine.load()
+    info = engine.info()
+    print(f"facesvc installed: {info.model} + {info.detector}, {opencv[0]}, loaded in {engine.load_seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
