@@ -1,0 +1,43 @@
+"""The README's configuration table, generated from Settings' field docstrings.
+
+    python -m facesvc.tools.settings_table          # print it
+    python -m facesvc.tools.settings_table --write  # replace it in README.md
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from facesvc.config import Settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def table() -> str:
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "unset" if default is None or default == () else f"`{default}`"
+        description = " ".join((field.description or "").split())
+        rows.append(f"| `FACESVC_{name.upper()}` | {shown} | {description} |")
+    return "\n".join(rows)
+
+
+def replaced(text: str) -> str:
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{table()}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    if "--write" in argv:
+        README.write_text(replaced(README.read_text()))
+    else:
+        print(table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
