@@ -143,6 +143,18 @@ def _quantity(text: str) -> float:
     return float(number) * units[unit]
 
 
+def test_cpu_derived_settings_are_pinned_to_the_cpu_limit() -> None:
+    """In a pod, os.cpu_count() is the node's core count, not the CPU limit: every setting
+    whose default follows the core count must be set, and fit the limit."""
+    settings = settings_env()
+    cores = _quantity(container()["resources"]["limits"]["cpu"])
+    derived = {"FACESVC_ENGINE_SLOTS", "FACESVC_MAX_CONCURRENT_RPCS", "FACESVC_PROCESSES"}
+    assert derived <= settings.keys()
+    assert int(settings["FACESVC_ENGINE_SLOTS"]) <= cores
+    assert int(settings["FACESVC_PROCESSES"]) <= cores
+    assert int(settings["FACESVC_MAX_CONCURRENT_RPCS"]) <= 8 * cores
+
+
 def test_resources_requests_fit_their_limits_and_the_pod_matches_the_image_user() -> None:
     resources = container()["resources"]
     for kind in ("cpu", "memory"):
