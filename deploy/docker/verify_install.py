@@ -28,7 +28,9 @@ def main() -> int:
     engine = FaceEngine(settings)
     engine.load()
     info = engine.info()
-    print(f"facesvc installed: {info.model} + {info.detector}, {opencv[0]}, loaded in {engine.load_seconds:.2f} s")
+    print(
+        f"facesvc installed: {info.model} + {info.detector}, {opencv[0]}, loaded in {engine.load_seconds:.2f} s"
+    )
     return 0
 
 
