@@ -44,8 +44,8 @@ test: $(STAMP) proto-check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) proto-check
-	$(VENV)/bin/ruff check facesvc tests bench server.py
-	$(VENV)/bin/ruff format --check facesvc tests bench server.py
+	$(VENV)/bin/ruff check facesvc tests bench deploy server.py
+	$(VENV)/bin/ruff format --check facesvc tests bench deploy server.py
 	$(VENV)/bin/mypy
 
 proto: $(STAMP)

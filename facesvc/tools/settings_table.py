@@ -1,7 +1,7 @@
 """The README's configuration table, generated from Settings' field docstrings.
 
-    python -m facesvc.tools.settings_table          # print it
-    python -m facesvc.tools.settings_table --write  # replace it in README.md
+python -m facesvc.tools.settings_table          # print it
+python -m facesvc.tools.settings_table --write  # replace it in README.md
 """
 
 from __future__ import annotations
