@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -101,6 +102,15 @@ def test_dlib_model_offline() -> None:
     other = engine.analyse(photo("img17.jpg")).embedding
     assert matching.distances(a, same[None, :], "euclidean")[0] < 0.6
     assert matching.distances(a, other[None, :], "euclidean")[0] > 0.6
+    # Threads at once: dlib's detectors must not be shared (that corrupted the heap once).
+    names = ["img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg", "img6.jpg", "img7.jpg"]
+    alone = {n: engine.analyse(photo(n)).embedding for n in names}
+    with ThreadPoolExecutor(4) as pool:
+        together = dict(
+            zip(names * 2, pool.map(lambda n: engine.analyse(photo(n)).embedding, names * 2), strict=True)
+        )
+    for name in names:
+        assert np.allclose(alone[name], together[name], atol=1e-5), name
 
 
 def test_mtcnn_detector_offline() -> None:

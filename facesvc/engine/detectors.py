@@ -108,18 +108,24 @@ class DlibDetector:
     CNN 3.2 s (13.7 s upsampled). So HOG runs first as is, then upsampled (faces under
     80 px), and the CNN last, on a copy shrunk to CNN_LONG_SIDE (about 0.8 s), for the
     turned or partly hidden faces HOG misses.
+
+    dlib's detectors keep scratch memory in the object ("not thread safe, make copies",
+    its documentation says; sharing one corrupted the heap under load here), so each
+    slot has its own; the 68-point predictor (100 MB) is shared behind a lock (2 ms).
     """
 
     name = "dlib"
     CNN_LONG_SIDE = 320
 
-    def __init__(self, min_confidence: float) -> None:
+    def __init__(self, min_confidence: float, slots: int) -> None:
         import dlib  # only when configured: the default pipeline does not need it
 
         self._dlib = dlib
-        self._hog = dlib.get_frontal_face_detector()
-        self._cnn = dlib.cnn_face_detection_model_v1(str(weights.dlib_model(weights.DLIB_MMOD_FILE)))
+        mmod = str(weights.dlib_model(weights.DLIB_MMOD_FILE))
+        self._hog: InstancePool[Any] = InstancePool(dlib.get_frontal_face_detector, slots)
+        self._cnn: InstancePool[Any] = InstancePool(lambda: dlib.cnn_face_detection_model_v1(mmod), slots)
         self._shape = dlib.shape_predictor(str(weights.dlib_model(weights.DLIB_SHAPE_68_FILE)))
+        self._shape_lock = threading.Lock()
         self._min_confidence = min_confidence
 
     def _confident(self, found: list[tuple[Any, float]]) -> bool:
@@ -128,11 +134,12 @@ class DlibDetector:
     def detect(self, image: Image) -> list[Detection]:
         rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         found: list[tuple[Any, float]] = []
-        for upsample in (0, 1):
-            rects, scores, _ = self._hog.run(rgb, upsample, -0.5)
-            found = [(rect, float(score)) for rect, score in zip(rects, scores, strict=True)]
-            if self._confident(found):
-                break
+        with self._hog.borrow() as hog:
+            for upsample in (0, 1):
+                rects, scores, _ = hog.run(rgb, upsample, -0.5)
+                found = [(rect, float(score)) for rect, score in zip(rects, scores, strict=True)]
+                if self._confident(found):
+                    break
         if not self._confident(found):
             shrink = min(1.0, self.CNN_LONG_SIDE / max(rgb.shape[:2]))
             small = (
@@ -140,13 +147,14 @@ class DlibDetector:
                 if shrink < 1
                 else rgb
             )
-            found = [
-                (_scale_rect(self._dlib, d.rect, 1 / shrink), float(d.confidence))
-                for d in self._cnn(small, 0)
-            ]
+            with self._cnn.borrow() as cnn:
+                found = [
+                    (_scale_rect(self._dlib, d.rect, 1 / shrink), float(d.confidence)) for d in cnn(small, 0)
+                ]
         detections = []
         for rect, score in found:
-            shape = self._shape(rgb, rect)
+            with self._shape_lock:
+                shape = self._shape(rgb, rect)
             parts = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
             points = [
                 tuple(parts[36:42].mean(axis=0)),
@@ -210,5 +218,5 @@ def create_detector(name: str, weights_dir: Path | None, min_confidence: float, 
     if name == "yunet":
         return YuNetDetector(weights_dir, min_confidence, slots)
     if name == "dlib":
-        return DlibDetector(min_confidence)
+        return DlibDetector(min_confidence, slots)
     return DeepFaceDetector(name)
