@@ -161,6 +161,17 @@ def drive(
     return run
 
 
+def interleaved(calls: dict[str, Callable[[int], object]], rounds: int) -> dict[str, float]:
+    """Median latency of each call, the calls taking turns at concurrency 1."""
+    times: dict[str, list[float]] = {label: [] for label in calls}
+    for i in range(rounds):
+        for label, call in calls.items():
+            started = time.perf_counter()
+            call(i)
+            times[label].append(time.perf_counter() - started)
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
 # ---- the service under test ---------------------------------------------------------
 
 
@@ -390,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             grpc_p50[set_name] = statistics.median(grpc_times)
         del engine
         runs: dict[tuple[str, str, int], Run] = {}
+        sent: dict[tuple[str, str], tuple[Callable[[bytes], bytes], list[bytes]]] = {}
         out("## facesvc, default model (SFace + YuNet), through gRPC")
         out()
         out("| RPC | concurrency | req/s | p50 | p95 | p99 | CPU ms/req | errors |")
@@ -418,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                     requests[label].append(request.SerializeToString())
             for label, payloads in requests.items():
                 call = enroll if label == "Enroll" else verify if label == "Verify" else identify
+                sent[(label, set_name)] = (call, payloads)
                 for concurrency in CONCURRENCY:
                     if label.startswith(("Identify 1,000", "Identify 10,000")) and concurrency not in (1, 4):
                         continue
@@ -430,12 +443,36 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     runs[(label, set_name, concurrency)] = run
                     out(run.row())
-        # The 2500 px photo against its own 640 px copy, one at a time.
-        wide = {}
-        for set_name, image in (("photos", photos[WIDE]), ("640px", frames[WIDE])):
-            payload = pb.VerifyRequest(image=image, stored_embeddings=[stored]).SerializeToString()
-            wide[set_name] = drive(f"Verify {WIDE}", 1, per_thread * 2, lambda _i, p=payload: verify(p), pid)
         rss = peak_rss_mb(pid)
+        # Ratios of latencies at concurrency 1 are measured interleaved (a, b, c, a, b, c,
+        # ...), so that every variant sees the same machine; the tables above ran apart.
+        # The same 2500 px pixels re-encoded as a baseline JPEG: the celebs files are
+        # progressive, which libjpeg cannot decode at reduced scale for much less.
+        baseline = cv2.imencode(
+            ".jpg",
+            cv2.imdecode(np.frombuffer(photos[WIDE], np.uint8), cv2.IMREAD_COLOR),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )[1].tobytes()
+        wide_payloads = {
+            size: pb.VerifyRequest(image=image, stored_embeddings=[stored]).SerializeToString()
+            for size, image in (("photo", photos[WIDE]), ("baseline", baseline), ("frame", frames[WIDE]))
+        }
+        wide = interleaved(
+            {size: (lambda _i, p=p: verify(p)) for size, p in wide_payloads.items()}, per_thread * 3
+        )
+        paired: dict[str, dict[str, float]] = {}
+        for set_name in sets:
+            labels = (
+                "Verify",
+                "Identify 1,000 packed",
+                "Identify 10,000 packed",
+                "Identify 1,000",
+                "Identify 10,000",
+            )
+            paired[set_name] = interleaved(
+                {label: (lambda i, c=sent[(label, set_name)]: c[0](c[1][i % len(c[1])])) for label in labels},
+                per_thread * 2,
+            )
 
     out()
     out(
@@ -465,17 +502,24 @@ def main(argv: list[str] | None = None) -> int:
             ">= 0.85",
             share >= 0.85,
         )
-    ratio = statistics.median(wide["photos"].latencies) / statistics.median(wide["640px"].latencies)
-    target(f"latency {WIDE} (2500 px) / its 640 px copy", ratio, "<= 1.3", ratio <= 1.3)
+    for variant, text in (("photo", "progressive JPEG as shot"), ("baseline", "re-encoded as baseline JPEG")):
+        ratio = wide[variant] / wide["frame"]
+        target(
+            f"latency {WIDE} (2500 px, {text}, {1000 * wide[variant]:.0f} ms) / its 640 px copy "
+            f"({1000 * wide['frame']:.0f} ms)",
+            ratio,
+            "<= 1.3",
+            ratio <= 1.3,
+        )
     for set_name in sets:
-        verify_p50 = statistics.median(runs[("Verify", set_name, 1)].latencies)
+        verify_p50 = paired[set_name]["Verify"]
         for label, goal in (
             ("Identify 1,000 packed", 1.1),
             ("Identify 10,000 packed", 1.5),
             ("Identify 1,000", 1.1),
             ("Identify 10,000", 1.5),
         ):
-            ratio = statistics.median(runs[(label, set_name, 1)].latencies) / verify_p50
+            ratio = paired[set_name][label] / verify_p50
             target(f"{label} / Verify, same photos ({set_name})", ratio, f"<= {goal}", ratio <= goal)
     cold = statistics.median(colds)
     target("cold start to SERVING, default model, `make run` (s)", cold, "<= 5", cold <= 5)
@@ -517,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
             df_verify = drive(
                 "DeepFace /verify",
                 4,
-                requests_n,
+                max(8, requests_n // 2),  # each /verify detects and embeds two photos
                 lambda i: rest_post(port, "/verify", pairs[i % len(pairs)]),
                 None,
             )
