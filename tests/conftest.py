@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -107,3 +108,13 @@ def enrolled(stub: pb_grpc.FaceServiceStub) -> dict[str, pb.Embedding]:
             continue  # counted as an error by the accuracy tests
         result[name] = response.embedding
     return result
+
+
+@pytest.fixture
+def process() -> Iterator[list[subprocess.Popen[str]]]:
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)

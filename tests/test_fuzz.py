@@ -15,7 +15,6 @@ import struct
 import subprocess
 import threading
 import time
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from PIL import Image
 
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
+from tests import images as images_module
 from tests.conftest import CELEBS, ORL, YALE, rejection
 from tests.test_lifecycle import _lines, _spawn
 
@@ -83,19 +83,6 @@ def _cmyk_jpeg(rgb: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _png_with_size(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 16))
-        + chunk(b"IEND", b"")
-    )
-
-
 def _jpeg_with_size(seed: bytes, width: int, height: int) -> bytes:
     """A real JPEG whose SOF header claims another size."""
     data = bytearray(seed)
@@ -131,7 +118,7 @@ def images(draw: st.DrawFn) -> bytes:
         cut = draw(st.integers(0, min(len(seed), len(other))))
         return seed[:cut] + other[cut:]
     if kind == "header":
-        return _png_with_size(draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1)))
+        return images_module.png_header_only(draw(st.integers(0, 2**31 - 1)), draw(st.integers(0, 2**31 - 1)))
     return _jpeg_with_size(SEEDS[0], draw(st.integers(0, 65535)), draw(st.integers(0, 65535)))
 
 

@@ -297,16 +297,6 @@ def test_sigterm_under_load(process: list[subprocess.Popen[str]]) -> None:
     assert proc.wait(timeout=30) == 0
 
 
-@pytest.fixture
-def process() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
 # ---- privacy --------------------------------------------------------------------------------------------
 
 

@@ -107,16 +107,6 @@ def _lines(process: subprocess.Popen[str], until: str, deadline: float) -> Itera
             return
 
 
-@pytest.fixture
-def process() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
-
-
 def _spawn(started: list[subprocess.Popen[str]], **env: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "server.py")],
