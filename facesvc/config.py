@@ -111,10 +111,11 @@ class Settings(BaseSettings):
     one per core for models whose embedding holds the GIL (Dlib), else one (SFace and
     the DeepFace models run on every core from one process)."""
 
-    opencv_threads: int = Field(1, ge=0, le=64)
-    """Threads OpenCV may use inside one request (0: OpenCV's default, all cores). One
-    is fastest under concurrent load, where requests already fill the cores (see
-    bench/RESULTS.md)."""
+    opencv_threads: int = Field(0, ge=0, le=64)
+    """Threads OpenCV may use inside one request; 0 is OpenCV's default, every core. Measured
+    here on 640 px frames: a lone request takes 37 ms on both cores against 56 ms on one,
+    and throughput at 4 and 8 calls in flight is the same or better (bench/RESULTS.md). In a
+    container, set it to the CPU limit: OpenCV counts the machine's cores."""
 
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     """Comma-separated API keys. When any is set (here or in api_keys_file), every

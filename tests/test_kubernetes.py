@@ -148,10 +148,16 @@ def test_cpu_derived_settings_are_pinned_to_the_cpu_limit() -> None:
     whose default follows the core count must be set, and fit the limit."""
     settings = settings_env()
     cores = _quantity(container()["resources"]["limits"]["cpu"])
-    derived = {"FACESVC_ENGINE_SLOTS", "FACESVC_MAX_CONCURRENT_RPCS", "FACESVC_PROCESSES"}
+    derived = {
+        "FACESVC_ENGINE_SLOTS",
+        "FACESVC_MAX_CONCURRENT_RPCS",
+        "FACESVC_PROCESSES",
+        "FACESVC_OPENCV_THREADS",
+    }
     assert derived <= settings.keys()
     assert int(settings["FACESVC_ENGINE_SLOTS"]) <= cores
     assert int(settings["FACESVC_PROCESSES"]) <= cores
+    assert 1 <= int(settings["FACESVC_OPENCV_THREADS"]) <= cores
     assert int(settings["FACESVC_MAX_CONCURRENT_RPCS"]) <= 8 * cores
 
 
