@@ -209,10 +209,6 @@ class DeepFaceDetector:
         return detections
 
 
-#: Detectors implemented here; any other name is tried in DeepFace's zoo.
-NATIVE_DETECTORS = ("yunet", "dlib")
-
-
 def create_detector(name: str, weights_dir: Path | None, min_confidence: float, slots: int) -> FaceDetector:
     """Build the configured detector, failing now (at start-up) if it cannot be had."""
     if name == "yunet":

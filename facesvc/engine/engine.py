@@ -21,12 +21,13 @@ import numpy as np
 
 from facesvc.config import Settings
 from facesvc.engine import decode, matching, quality
-from facesvc.engine.detectors import FaceDetector, create_detector
+from facesvc.engine.detectors import FaceDetector, create_detector, landmarks_in_box
 from facesvc.engine.liveness import LivenessLimits, run_checks
 from facesvc.engine.models import FaceRecognizer, create_recognizer
 from facesvc.engine.selection import MultiFaceRule, choose_face
 from facesvc.engine.types import (
     AnalysedFace,
+    Box,
     Detection,
     EngineInfo,
     Enrollment,
@@ -220,9 +221,6 @@ class FaceEngine:
             detection = detections[0]
         else:
             # No face in a blank frame: embed a synthetic box anyway, to run the network.
-            from facesvc.engine.detectors import landmarks_in_box
-            from facesvc.engine.types import Box
-
             box = Box(220, 140, 200, 200)
             detection = Detection(box, 1.0, landmarks_in_box(box))
         embedding = self._recognizer.embed(image, detection)

@@ -213,10 +213,6 @@ def _deepface_weights(weights_dir: Path | None) -> Iterator[None]:
                 os.environ["DEEPFACE_HOME"] = previous_home
 
 
-#: Models implemented here; any other name is tried in DeepFace's zoo.
-NATIVE_MODELS = ("SFace", "Dlib")
-
-
 def holds_gil(name: str) -> bool:
     """Whether the named model's embedding step holds the GIL (known before loading it)."""
     return name == "Dlib"

@@ -22,8 +22,6 @@ class InstancePool(Generic[T]):
         self._factory = factory
         self._free: queue.SimpleQueue[T] = queue.SimpleQueue()
         self._slots = threading.Semaphore(size)
-        self._lock = threading.Lock()
-        self._made = 0
 
     @contextmanager
     def borrow(self) -> Iterator[T]:
@@ -32,13 +30,7 @@ class InstancePool(Generic[T]):
                 instance = self._free.get_nowait()
             except queue.Empty:
                 instance = self._factory()
-                with self._lock:
-                    self._made += 1
             try:
                 yield instance
             finally:
                 self._free.put(instance)
-
-    @property
-    def made(self) -> int:
-        return self._made

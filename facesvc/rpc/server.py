@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -22,8 +21,6 @@ from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceService"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-
-log = logging.getLogger("facesvc.rpc")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
 import grpc
@@ -34,8 +33,6 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
 
 NOT_READY_REASON = "ENGINE_NOT_READY"
 INTERNAL_REASON = "INTERNAL"
-
-log = logging.getLogger("facesvc.rpc")
 
 
 def status_for(error: Exception) -> grpc.Status:
