@@ -126,6 +126,12 @@ class Gallery:
         return Gallery([c.id for c in candidates], matrix, [c.embedding.model for c in candidates])
 
     @staticmethod
+    def rows(ids: Sequence[str], matrix: FloatArray, model: str) -> Gallery:
+        """From rows already in one (N, D) matrix, every row of one model."""
+        _require_ids(ids, "Every candidate needs an id.")
+        return Gallery(ids, matrix, model)
+
+    @staticmethod
     def packed(ids: Sequence[str], values: bytes, model: str, dimension: int) -> Gallery:
         """From a packed block of little-endian float32 rows."""
         if not ids and not values:
@@ -138,9 +144,7 @@ class Gallery:
                 ids=len(ids),
                 expected_length=dimension,
             )
-        for index, identity in enumerate(ids):
-            if not identity:
-                raise EmbeddingInvalidError("Every packed row needs an id.", index=index)
+        _require_ids(ids, "Every packed row needs an id.")
         matrix = np.frombuffer(values, dtype="<f4").reshape(len(ids), dimension)
         return Gallery(ids, matrix, model)
 
@@ -157,6 +161,11 @@ class Gallery:
             )
         models = [*_expand(self.models, len(self.ids)), *_expand(other.models, len(other.ids))]
         return Gallery([*self.ids, *other.ids], np.vstack([self.matrix, other.matrix]), models)
+
+
+def _require_ids(ids: Sequence[str], message: str) -> None:
+    if not all(ids):
+        raise EmbeddingInvalidError(message, index=next(i for i, identity in enumerate(ids) if not identity))
 
 
 def _expand(models: Sequence[str] | str, count: int) -> Sequence[str]:

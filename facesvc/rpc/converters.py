@@ -8,6 +8,7 @@ import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
 from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
+from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
 
 _SELECTIONS: dict[int, FaceSelection | None] = {
@@ -37,9 +38,13 @@ def stored_embeddings(messages: Iterable[pb.Embedding]) -> list[StoredEmbedding]
     return [stored_embedding(m) for m in messages]
 
 
-def gallery(request: pb.IdentifyRequest, dimension: int) -> Gallery:
+def gallery(call: IdentifyCall, dimension: int) -> Gallery:
     """The Candidate messages and the packed gallery of a request, as one matrix."""
-    listed = Gallery.of([Candidate(m.id, stored_embedding(m.embedding)) for m in request.candidates])
+    request = call.message
+    if call.rows is not None:
+        listed = Gallery.rows(call.rows.ids, call.rows.matrix, call.rows.model)
+    else:
+        listed = Gallery.of([Candidate(m.id, stored_embedding(m.embedding)) for m in request.candidates])
     if not request.HasField("packed_candidates"):
         return listed
     packed = request.packed_candidates

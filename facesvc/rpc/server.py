@@ -16,8 +16,8 @@ from facesvc.rpc.auth import PROBE_SERVICES, ApiKeyInterceptor
 from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
 from facesvc.rpc.request_log import RequestLogInterceptor
 from facesvc.rpc.servicer import FaceServiceServicer
+from facesvc.rpc.servicer import add_to_server as add_face_service
 from facesvc.v1 import face_service_pb2 as pb
-from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["FaceService"].full_name
 HEALTH_SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
@@ -103,9 +103,7 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
-    pb_grpc.add_FaceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        FaceServiceServicer(engine, is_serving=lambda: face_server.serving), server
-    )
+    add_face_service(FaceServiceServicer(engine, is_serving=lambda: face_server.serving), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)

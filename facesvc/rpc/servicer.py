@@ -11,8 +11,11 @@ from facesvc import __version__
 from facesvc.engine import FaceEngine
 from facesvc.rpc import converters
 from facesvc.rpc.guard import Guard, caller_gone, guarded
+from facesvc.rpc.wire import IdentifyCall, parse_identify
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
+
+SERVICE = pb.DESCRIPTOR.services_by_name["FaceService"]
 
 
 class FaceServiceServicer(pb_grpc.FaceServiceServicer):
@@ -61,10 +64,11 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         )
 
     @guarded("Identify")
-    def Identify(self, request: pb.IdentifyRequest, context: grpc.ServicerContext) -> pb.IdentifyResponse:
+    def Identify(self, call: IdentifyCall, context: grpc.ServicerContext) -> pb.IdentifyResponse:
+        request = call.message  # parsed by facesvc.rpc.wire.parse_identify
         result = self._engine.identify(
             request.image,
-            converters.gallery(request, self._engine.info().embedding_dim),
+            converters.gallery(call, self._engine.info().embedding_dim),
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
@@ -95,3 +99,22 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             default_face_selection=converters.face_selection_to_proto(settings.face_selection),
             quality_threshold=settings.quality_threshold,
         )
+
+
+def add_to_server(servicer: FaceServiceServicer, server: grpc.Server) -> None:
+    """Register FaceService as the generated add_FaceServiceServicer_to_server does, with
+    Identify's request parsed by facesvc.rpc.wire (a Candidate gallery as one matrix)."""
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=(
+                parse_identify
+                if method.name == "Identify"
+                else getattr(pb, method.input_type.name).FromString
+            ),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+        for method in SERVICE.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+    server.add_registered_method_handlers(SERVICE.full_name, handlers)
