@@ -490,8 +490,11 @@ def main(argv: list[str] | None = None) -> int:
                     runs[(label, set_name, concurrency)] = run
                     out(run.row())
         rss = peak_rss_mb(pid)
-        # Ratios of latencies at concurrency 1 are measured interleaved (a, b, c, a, b, c,
-        # ...), so that every variant sees the same machine; the tables above ran apart.
+        # Ratios of latencies at concurrency 1 are measured in blocks taking turns (8 a, 8 b,
+        # 8 c, 8 a, ...), so that every variant sees the same machine while each is a
+        # stream of calls as one client makes them; the tables above ran apart. (Strictly
+        # alternating single calls was tried first: a call then pays for the one before it,
+        # e.g. a Verify right after a 5 MB Identify, which flattered the Identify ratios.)
         # The same 2500 px pixels re-encoded as a baseline JPEG: the celebs files are
         # progressive, which libjpeg cannot decode at reduced scale for much less.
         baseline = cv2.imencode(
@@ -503,8 +506,10 @@ def main(argv: list[str] | None = None) -> int:
             size: pb.VerifyRequest(image=image, stored_embeddings=[stored]).SerializeToString()
             for size, image in (("photo", photos[WIDE]), ("baseline", baseline), ("frame", frames[WIDE]))
         }
-        wide = interleaved(
-            {size: (lambda _i, p=p: verify(p)) for size, p in wide_payloads.items()}, per_thread * 3
+        wide = in_blocks(
+            {size: (lambda _i, p=p: verify(p)) for size, p in wide_payloads.items()},
+            block=8,
+            rounds=per_thread // 2,
         )
         paired: dict[str, dict[str, float]] = {}
         for set_name in sets:
@@ -515,9 +520,10 @@ def main(argv: list[str] | None = None) -> int:
                 "Identify 1,000",
                 "Identify 10,000",
             )
-            paired[set_name] = interleaved(
+            paired[set_name] = in_blocks(
                 {label: (lambda i, c=sent[(label, set_name)]: c[0](c[1][i % len(c[1])])) for label in labels},
-                per_thread * 2,
+                block=8,
+                rounds=per_thread // 2,
             )
 
     out()

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from facesvc.config import Settings
-from facesvc.engine import FaceEngine, FaceSelection, matching
+from facesvc.engine import FaceEngine, FaceSelection, Gallery, matching
 from facesvc.engine.decode import read_header
-from facesvc.errors import ImageTooLargeError, MultipleFacesError
+from facesvc.errors import EmbeddingInvalidError, ImageTooLargeError, MultipleFacesError
 from tests import images
 from tests.conftest import CELEBS, YALE, identities, photo
 
@@ -125,3 +125,45 @@ def test_mtcnn_detector_offline() -> None:
     threshold = engine.info().threshold
     assert matching.distances(a.embedding, same[None, :], "cosine")[0] < threshold
     assert matching.distances(a.embedding, other[None, :], "cosine")[0] > threshold
+
+
+@pytest.mark.parametrize("count", [1, 10, 100, 5000])
+@pytest.mark.parametrize("wanted", [1, 3, 50])
+def test_nearest_first_is_a_stable_argsort_read_lazily(count: int, wanted: int) -> None:
+    rng = np.random.default_rng(count + wanted)
+    dists = rng.integers(0, 40, count).astype(np.float32) / 40  # many ties
+    expected = np.argsort(dists, kind="stable").tolist()
+    assert list(matching.nearest_first(dists, wanted)) == expected
+    assert list(itertools.islice(matching.nearest_first(dists, wanted), wanted)) == expected[:wanted]
+
+
+def test_identify_ranks_past_duplicate_ids_beyond_the_closest_rows(engine: FaceEngine) -> None:
+    """Hundreds of rows of one id closest to the probe: the next ids still come in order."""
+    probe = engine.analyse(photo(CELEBS / "img1.jpg")).embedding
+    rng = np.random.default_rng(11)
+    strangers = rng.standard_normal((1000, probe.size)).astype(np.float32)
+    copies = np.repeat(probe[None, :], 300, axis=0) + rng.normal(0, 1e-3, (300, probe.size)).astype(
+        np.float32
+    )
+    matrix = np.vstack([copies, strangers])
+    ids = ["me"] * 300 + [f"s{i}" for i in range(1000)]
+    result = engine.identify(photo(CELEBS / "img1.jpg"), Gallery(ids, matrix, "SFace"), top_k=5)
+    dists = matching.distances(probe, strangers, "cosine")
+    assert [m.id for m in result.matches] == ["me"] + [f"s{i}" for i in np.argsort(dists, kind="stable")[:4]]
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ([np.nan] + [0.1] * 127, "NaN or infinite"),
+        ([np.inf] + [0.1] * 127, "NaN or infinite"),
+        ([0.1] * 127 + [-np.inf], "NaN or infinite"),
+        ([0.0] * 64 + [-0.0] * 64, "all zeros"),
+    ],
+)
+def test_gallery_rows_are_validated(engine: FaceEngine, row: list[float], reason: str) -> None:
+    matrix = np.random.default_rng(1).standard_normal((20, 128)).astype(np.float32)
+    matrix[13] = row
+    with pytest.raises(EmbeddingInvalidError, match=reason) as raised:
+        engine.identify(photo(CELEBS / "img1.jpg"), Gallery([f"r{i}" for i in range(20)], matrix, "SFace"))
+    assert raised.value.metadata["index"] == "13"

@@ -9,6 +9,8 @@ so `confidence >= 50` exactly when `match` (d <= t).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from facesvc.engine.types import FloatArray
@@ -19,10 +21,26 @@ def distances(live: FloatArray, gallery: FloatArray, metric: str) -> FloatArray:
     if metric == "euclidean":
         return np.asarray(np.linalg.norm(gallery - live[None, :], axis=1), dtype=np.float32)
     live_unit = live / max(float(np.linalg.norm(live)), 1e-12)
-    norms = np.linalg.norm(gallery, axis=1)
+    # Row norms without an (N, D) temporary: einsum sums the squares in one pass.
+    norms = np.sqrt(np.einsum("ij,ij->i", gallery, gallery))
     norms[norms < 1e-12] = 1e-12
     similarity = (gallery @ live_unit) / norms
     return np.asarray(1.0 - similarity, dtype=np.float32)
+
+
+def nearest_first(dists: FloatArray, wanted: int) -> Iterator[int]:
+    """Row indices by increasing distance, ties in row order (a stable argsort), lazily:
+    the closest few rows are found with a partition and sorted, and the rest of the
+    gallery is sorted only if the caller reads past them (duplicate ids among the
+    closest rows). `wanted` is how many rows the caller expects to read."""
+    count = len(dists)
+    head = 4 * wanted + 32
+    if head >= count:
+        yield from np.argsort(dists, kind="stable").tolist()
+        return
+    cutoff = np.partition(dists, head - 1)[head - 1]
+    for rows in (np.flatnonzero(dists <= cutoff), np.flatnonzero(dists > cutoff)):
+        yield from rows[np.argsort(dists[rows], kind="stable")].tolist()
 
 
 def confidence(distance: float, threshold: float) -> float:
