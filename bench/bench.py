@@ -526,6 +526,20 @@ def main(argv: list[str] | None = None) -> int:
             block=4,
             rounds=per_thread,
         )
+        # The share of the machine that load reaches: CPU per request at concurrency 1 and
+        # throughput at 4, measured in turns (three pairs of longer runs than the table's),
+        # the median of the three pairs' shares.
+        shares: dict[str, float] = {}
+        for set_name in sets:
+            call, payloads = sent[("Verify", set_name)]
+            pairs_ = [
+                (
+                    drive("", 1, per_thread * 2, lambda i, p=payloads, c=call: c(p[i % len(p)]), pid),
+                    drive("", 4, per_thread * 8, lambda i, p=payloads, c=call: c(p[i % len(p)]), pid),
+                )
+                for _ in range(3)
+            ]
+            shares[set_name] = statistics.median(c4.rps * c1.cpu_per_request / CORES for c1, c4 in pairs_)
         paired: dict[str, Turns] = {}
         for set_name in sets:
             labels = (
@@ -571,10 +585,9 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     for set_name in sets:
-        c1, c4 = runs[("Verify", set_name, 1)], runs[("Verify", set_name, 4)]
-        share = c4.rps * c1.cpu_per_request / CORES
+        share = shares[set_name]
         target(
-            f"Verify throughput at concurrency 4 x CPU-s/request at 1 / cores ({set_name})",
+            f"Verify throughput at concurrency 4 x CPU-s/request at 1 / cores, median of 3 pairs of runs ({set_name})",
             share,
             ">= 0.85",
             share >= 0.85,
