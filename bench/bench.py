@@ -716,6 +716,18 @@ def main(argv: list[str] | None = None) -> int:
             default_enroll.rps / df_represent.rps >= 20,
         )
 
+    # Imported here: bench.floors imports this module.
+    from bench.floors import decode_floors, grpc_floors
+
+    out("## Floors on this machine (`python -m bench.floors`)")
+    out()
+    out("What the libraries cost below any facesvc code; medians of 25 calls.")
+    out()
+    out("| floor | median ms |")
+    out("|---|---|")
+    for name, ms in decode_floors() + grpc_floors():
+        out(f"| {name} | {ms:.1f} |")
+    out()
     out("## Targets")
     out()
     out("| figure | measured | target | met |")
