@@ -79,8 +79,10 @@ def parse_identify(data: bytes) -> IdentifyCall:
     """grpc's request deserializer for Identify. It validates nothing (an exception here
     would reach the caller as a bare INTERNAL); the engine does that."""
     shadow = _ShadowIdentifyRequest.FromString(data)
-    rows = _canonical_rows(shadow.candidates) if len(shadow.candidates) else None
-    if rows is None and len(shadow.candidates):
+    if not len(shadow.candidates):
+        return IdentifyCall(shadow, None)
+    rows = _canonical_rows(shadow.candidates)
+    if rows is None:
         return IdentifyCall(pb.IdentifyRequest.FromString(data), None)
     return IdentifyCall(shadow, rows)
 
