@@ -38,6 +38,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench import minimal_server
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine, StoredEmbedding
 from facesvc.v1 import face_service_pb2 as pb
@@ -245,27 +246,6 @@ def start_service(env: dict[str, str], timeout: float = 180) -> Service:
     raise RuntimeError("service did not become SERVING")
 
 
-MINIMAL_METHOD = "/bench.Minimal/Verify"
-
-
-def start_minimal_server() -> Service:
-    """bench/minimal_server.py: the engine behind a bare grpcio server."""
-    port = free_port()
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.minimal_server", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    if process.stdout.readline().strip() != "ready":
-        process.kill()
-        raise RuntimeError("bench/minimal_server.py did not start")
-    return Service(process, port, time.perf_counter() - started)  # type: ignore[arg-type]
-
-
 def stop_service(service: Service) -> None:
     service.process.terminate()
     try:
@@ -308,6 +288,57 @@ def gallery(template: pb.Embedding, size: int, packed: bool) -> pb.IdentifyReque
             for i in range(size)
         ]
     )
+
+
+# ---- the libraries' floors ----------------------------------------------------------------
+
+
+def median_ms(call: Callable[[], object], runs: int = 25, idle: float = 0.0) -> float:
+    times = []
+    for _ in range(runs):
+        if idle:
+            time.sleep(idle)
+        started = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def first_scan_only(data: bytes) -> bytes:
+    """The file up to its second start-of-scan marker, then end-of-image: a progressive
+    JPEG with only its DC scan."""
+    first = data.index(b"\xff\xda")
+    second = data.index(b"\xff\xda", first + 2)
+    return data[:second] + b"\xff\xd9"
+
+
+def floors() -> list[tuple[str, float]]:
+    """What the libraries cost here below any facesvc code, medians of 25 calls: libjpeg
+    decoding img4.jpg (progressive) at 1/4 scale, its DC scan alone, the same pixels as a
+    baseline JPEG and as a 640 px frame; a bare grpcio round trip back to back and after
+    40 ms of idle (what each facesvc call pays before any handler runs)."""
+    photo = (CELEBS / WIDE).read_bytes()
+    pixels = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    baseline = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 92])[1].tobytes()
+    variants = {
+        f"{WIDE} as shot (progressive), 1/4 scale": (photo, cv2.IMREAD_REDUCED_COLOR_4),
+        f"{WIDE}, its DC scan only, 1/4 scale": (first_scan_only(photo), cv2.IMREAD_REDUCED_COLOR_4),
+        f"{WIDE} re-encoded as baseline, 1/4 scale": (baseline, cv2.IMREAD_REDUCED_COLOR_4),
+        f"{WIDE} as a 640 px frame, full scale": (frame_640(photo), cv2.IMREAD_COLOR),
+    }
+    result = [
+        (f"decode {name}", median_ms(lambda d=data, f=flags: cv2.imdecode(np.frombuffer(d, np.uint8), f)))
+        for name, (data, flags) in variants.items()
+    ]
+    with minimal_server.running(engine=False) as channel:
+        echo = channel.unary_unary(minimal_server.ECHO)
+        payload = bytes(50_000)  # about a 640 px JPEG
+        echo(payload)
+        result.append(("bare grpcio round trip, 50 kB, back to back", median_ms(lambda: echo(payload))))
+        result.append(
+            ("bare grpcio round trip, 50 kB, after 40 ms idle", median_ms(lambda: echo(payload), idle=0.04))
+        )
+    return result
 
 
 # ---- DeepFace's REST API ----------------------------------------------------------------
@@ -435,31 +466,27 @@ def main(argv: list[str] | None = None) -> int:
             enroll(pb.EnrollRequest(image=photos["img1.jpg"]).SerializeToString())
         ).embedding
         # The floor: the same engine behind the least server grpcio allows.
-        minimal = start_minimal_server()
-        minimal_channel = grpc.insecure_channel(f"127.0.0.1:{minimal.port}")
-        minimal_verify = minimal_channel.unary_unary(MINIMAL_METHOD)
         overhead: dict[str, dict[str, Turns]] = {}
-        for set_name, images in sets.items():
-            payloads = [
-                pb.VerifyRequest(image=i, stored_embeddings=[stored]).SerializeToString() for i in images
-            ]
-            calls: dict[str, Callable[[int], object]] = {
-                "engine": lambda i, images=images, engine=engine: engine.verify(
-                    images[i % len(images)], [template]
-                ),
-                "facesvc": lambda i, payloads=payloads: verify(payloads[i % len(payloads)]),
-                "minimal": lambda i, payloads=payloads: minimal_verify(payloads[i % len(payloads)]),
-            }
-            overhead[set_name] = {
-                # A client calling one after another (the concurrency-1 load), the three
-                # taking turns in blocks of 4 so that all see the same machine.
-                "back to back": in_blocks(calls, block=4, rounds=per_thread),
-                # Each call after the others' ~40 ms: the service has been idle.
-                "after idle": interleaved(calls, per_thread * 3),
-            }
-        minimal_channel.close()
-        minimal.process.terminate()
-        minimal.process.wait(timeout=30)
+        with minimal_server.running(engine=True) as minimal:
+            minimal_verify = minimal.unary_unary(minimal_server.VERIFY)
+            for set_name, images in sets.items():
+                payloads = [
+                    pb.VerifyRequest(image=i, stored_embeddings=[stored]).SerializeToString() for i in images
+                ]
+                calls: dict[str, Callable[[int], object]] = {
+                    "engine": lambda i, images=images, engine=engine: engine.verify(
+                        images[i % len(images)], [template]
+                    ),
+                    "facesvc": lambda i, payloads=payloads: verify(payloads[i % len(payloads)]),
+                    "minimal": lambda i, payloads=payloads: minimal_verify(payloads[i % len(payloads)]),
+                }
+                overhead[set_name] = {
+                    # A client calling one after another (the concurrency-1 load), the three
+                    # taking turns in blocks of 4 so that all see the same machine.
+                    "back to back": in_blocks(calls, block=4, rounds=per_thread),
+                    # Each call after the others' ~40 ms: the service has been idle.
+                    "after idle": interleaved(calls, per_thread * 3),
+                }
         del engine
         runs: dict[tuple[str, str, int], Run] = {}
         sent: dict[tuple[str, str], tuple[Callable[[bytes], bytes], list[bytes]]] = {}
@@ -716,16 +743,13 @@ def main(argv: list[str] | None = None) -> int:
             default_enroll.rps / df_represent.rps >= 20,
         )
 
-    # Imported here: bench.floors imports this module.
-    from bench.floors import decode_floors, grpc_floors
-
     out("## Floors on this machine (`python -m bench.floors`)")
     out()
     out("What the libraries cost below any facesvc code; medians of 25 calls.")
     out()
     out("| floor | median ms |")
     out("|---|---|")
-    for name, ms in decode_floors() + grpc_floors():
+    for name, ms in floors():
         out(f"| {name} | {ms:.1f} |")
     out()
     out("## Targets")
