@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -110,8 +114,65 @@ def enrolled(stub: pb_grpc.FaceServiceStub) -> dict[str, pb.Embedding]:
     return result
 
 
+# ---- the real process: server.py as `make run` starts it --------------------------
+
+
+def server_environment(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESVC_")}
+    env.update(
+        {
+            "FACESVC_PORT": "0",
+            "FACESVC_HOST": "127.0.0.1",
+            "OPENCV_LOG_LEVEL": "ERROR",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+    )
+    env.update(overrides)
+    return env
+
+
+def log_lines(process: subprocess.Popen[str], until: str, deadline: float) -> Iterator[dict[str, Any]]:
+    """The JSON lines a server process logs on stderr, up to the one whose message is `until`."""
+    assert process.stderr is not None
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            return
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        yield entry
+        if entry.get("message") == until:
+            return
+
+
+def serving_ports(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, int | None]:
+    """Read a server's log until it says "serving": its gRPC port and its metrics port."""
+    entries = list(log_lines(process, "serving", time.monotonic() + timeout))
+    assert entries and entries[-1]["message"] == "serving", f"the server exited with {process.wait()}"
+    metrics_port = next((e["metrics_port"] for e in reversed(entries) if "metrics_port" in e), None)
+    return int(entries[-1]["port"]), metrics_port
+
+
+def spawn_server(started: list[subprocess.Popen[str]], **env: str) -> subprocess.Popen[str]:
+    """server.py in a child process (registered in `started`, the `process` fixture)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "server.py")],
+        cwd=ROOT,
+        env=server_environment(**env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(proc)
+    return proc
+
+
 @pytest.fixture
 def process() -> Iterator[list[subprocess.Popen[str]]]:
+    """Server processes a test starts; killed, if still running, when it ends."""
     started: list[subprocess.Popen[str]] = []
     yield started
     for proc in started:

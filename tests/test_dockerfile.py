@@ -18,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import pytest
 from facesvc.config import Settings
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, photo
+from tests.conftest import ROOT, photo, serving_ports
 
 DOCKER_STOP_TIMEOUT = 10.0  # seconds `docker stop` waits before SIGKILL, by default
 
@@ -227,15 +226,7 @@ def test_the_image_install_serves_real_calls(tmp_path: Path) -> None:
     command = [a.replace("/app/", f"{app}/") for a in exec_form(one(runtime, "CMD"))]
     server = subprocess.Popen(command, cwd=app, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        assert server.stderr is not None
-        port = metrics_port = None
-        deadline = time.monotonic() + 120
-        while port is None and time.monotonic() < deadline:
-            line = server.stderr.readline()
-            assert line, f"the server exited with {server.wait()}"
-            entry = json.loads(line)
-            metrics_port = entry.get("metrics_port", metrics_port)
-            port = entry.get("port") if entry["message"] == "serving" else None
+        port, metrics_port = serving_ports(server)
         # The HEALTHCHECK command as Docker runs it: its PATH, the image's FACESVC_PORT.
         healthcheck = exec_form(one(runtime, "HEALTHCHECK").partition(" CMD ")[2])
         probe = subprocess.run(

@@ -29,8 +29,7 @@ from PIL import Image
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests import images as images_module
-from tests.conftest import CELEBS, ORL, YALE, rejection
-from tests.test_lifecycle import _lines, _spawn
+from tests.conftest import CELEBS, ORL, YALE, log_lines, rejection, spawn_server
 
 EXAMPLES = int(os.environ.get("FACESVC_FUZZ_EXAMPLES", "600"))
 ALLOWED = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT}
@@ -201,8 +200,8 @@ def _rss_kb(pid: int) -> int:
 @pytest.fixture(scope="module")
 def fuzz_server() -> Iterator[tuple[subprocess.Popen[str], int]]:
     started: list[subprocess.Popen[str]] = []
-    proc = _spawn(started)
-    entries = list(_lines(proc, "serving", time.monotonic() + 60))
+    proc = spawn_server(started)
+    entries = list(log_lines(proc, "serving", time.monotonic() + 60))
     assert entries[-1]["message"] == "serving", entries
     # Keep reading its logs: a full pipe would block the server, not the test.
     assert proc.stderr is not None

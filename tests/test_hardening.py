@@ -25,8 +25,7 @@ from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests import certs, images
-from tests.conftest import ROOT, photo, rejection, start_server
-from tests.test_lifecycle import _environment, _lines, _spawn
+from tests.conftest import ROOT, log_lines, photo, rejection, server_environment, spawn_server, start_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -275,8 +274,8 @@ def test_repeated_failures_raise_a_security_event_and_can_throttle(
 
 
 def test_sigterm_under_load(process: list[subprocess.Popen[str]]) -> None:
-    proc = _spawn(process, FACESVC_GRACE_SECONDS="20")
-    entries = list(_lines(proc, "serving", time.monotonic() + 60))
+    proc = spawn_server(process, FACESVC_GRACE_SECONDS="20")
+    entries = list(log_lines(proc, "serving", time.monotonic() + 60))
     port = entries[-1]["port"]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = pb_grpc.FaceServiceStub(channel)
@@ -306,7 +305,7 @@ def test_nothing_biometric_is_logged_or_written(tmp_path: Path) -> None:
     work, temp = tmp_path / "work", tmp_path / "tmp"
     work.mkdir()
     temp.mkdir()
-    env = _environment(FACESVC_LOG_LEVEL="DEBUG", TMPDIR=str(temp))
+    env = server_environment(FACESVC_LOG_LEVEL="DEBUG", TMPDIR=str(temp))
     proc = subprocess.Popen(
         [os.environ.get("PYTHON", __import__("sys").executable), str(ROOT / "server.py")],
         cwd=work,
@@ -317,7 +316,7 @@ def test_nothing_biometric_is_logged_or_written(tmp_path: Path) -> None:
         text=True,
     )
     try:
-        entries = list(_lines(proc, "serving", time.monotonic() + 60))
+        entries = list(log_lines(proc, "serving", time.monotonic() + 60))
         port = entries[-1]["port"]
         sent: list[bytes] = []
         embeddings: list[float] = []

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -21,7 +17,7 @@ from facesvc.engine import FaceEngine
 from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, photo, rejection, start_server
+from tests.conftest import ROOT, log_lines, photo, rejection, spawn_server, start_server
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -78,52 +74,9 @@ def test_reflection_lists_and_describes_the_service(channel: grpc.Channel) -> No
 # ---- the real process: server.py as `make run` starts it --------------------------
 
 
-def _environment(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESVC_")}
-    env.update(
-        {
-            "FACESVC_PORT": "0",
-            "FACESVC_HOST": "127.0.0.1",
-            "OPENCV_LOG_LEVEL": "ERROR",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }
-    )
-    env.update(overrides)
-    return env
-
-
-def _lines(process: subprocess.Popen[str], until: str, deadline: float) -> Iterator[dict[str, object]]:
-    assert process.stderr is not None
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            return
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        yield entry
-        if entry.get("message") == until:
-            return
-
-
-def _spawn(started: list[subprocess.Popen[str]], **env: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "server.py")],
-        cwd=ROOT,
-        env=_environment(**env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    started.append(proc)
-    return proc
-
-
 def test_server_process_serves_and_exits_cleanly_on_sigterm(process: list[subprocess.Popen[str]]) -> None:
-    proc = _spawn(process)
-    entries = list(_lines(proc, "serving", time.monotonic() + 60))
+    proc = spawn_server(process)
+    entries = list(log_lines(proc, "serving", time.monotonic() + 60))
     assert entries[-1]["message"] == "serving", entries
     port = entries[-1]["port"]
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -139,14 +92,14 @@ def test_server_process_serves_and_exits_cleanly_on_sigterm(process: list[subpro
 
 
 def test_bad_setting_stops_start_up_with_a_clear_message(process: list[subprocess.Popen[str]]) -> None:
-    proc = _spawn(process, FACESVC_MIN_FACE_SIZE="eighty")
+    proc = spawn_server(process, FACESVC_MIN_FACE_SIZE="eighty")
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "min_face_size" in stderr and "eighty" in stderr
 
 
 def test_unknown_model_refuses_to_start(process: list[subprocess.Popen[str]]) -> None:
-    proc = _spawn(process, FACESVC_MODEL="NoSuchNet")
+    proc = spawn_server(process, FACESVC_MODEL="NoSuchNet")
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "NoSuchNet" in stderr and "Facenet512" in stderr  # names the choices
@@ -157,7 +110,7 @@ def test_model_without_weights_refuses_to_start_naming_the_file(
 ) -> None:
     """Facenet512's weights are not on this machine and there is no network here: the
     service must refuse to start, naming the file and where to put it."""
-    proc = _spawn(process, FACESVC_MODEL="Facenet512", FACESVC_WEIGHTS_DIR=str(tmp_path))
+    proc = spawn_server(process, FACESVC_MODEL="Facenet512", FACESVC_WEIGHTS_DIR=str(tmp_path))
     _, stderr = proc.communicate(timeout=300)
     if proc.returncode == 0:  # pragma: no cover - a machine with a network and the weights
         pytest.skip("Facenet512 weights were available")
@@ -184,8 +137,8 @@ def test_suspicious_activity_is_logged_with_peer_and_reason_without_biometrics(
 def test_several_processes_share_the_port_and_stop_together(process: list[subprocess.Popen[str]]) -> None:
     """FACESVC_PROCESSES=2: two engines behind one port (SO_REUSEPORT). Every connection,
     whichever process takes it, finds a SERVING engine; SIGTERM stops them all, exit 0."""
-    proc = _spawn(process, FACESVC_PROCESSES="2")
-    entries = list(_lines(proc, "serving", time.monotonic() + 90))
+    proc = spawn_server(process, FACESVC_PROCESSES="2")
+    entries = list(log_lines(proc, "serving", time.monotonic() + 90))
     assert entries[-1]["message"] == "serving" and entries[-1]["processes"] == 2, entries
     assert sum(1 for e in entries if e.get("message") == "engine ready") == 2
     port = entries[-1]["port"]

@@ -8,8 +8,6 @@ import json
 import logging
 import re
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import grpc
@@ -19,8 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from facesvc.logs import JsonFormatter
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, photo, rejection
-from tests.test_lifecycle import _environment
+from tests.conftest import photo, rejection, serving_ports, spawn_server
 
 REQUEST_ID = "x-request-id"
 
@@ -123,34 +120,16 @@ def test_no_image_or_embedding_reaches_the_log(stub: pb_grpc.FaceServiceStub, js
     assert "alice-1234" not in text
 
 
-def test_log_level_setting_governs_the_request_lines() -> None:
+def test_log_level_setting_governs_the_request_lines(process: list[subprocess.Popen[str]]) -> None:
     """The real process: FACESVC_LOG_LEVEL=INFO writes Enroll's line, not the probe's."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "server.py")],
-        cwd=ROOT,
-        env=_environment(FACESVC_LOG_LEVEL="INFO"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        port = None
-        while port is None and time.monotonic() < deadline:
-            entry = json.loads(proc.stderr.readline() or '{"message": "exited"}')
-            assert entry["message"] != "exited"
-            port = entry.get("port") if entry["message"] == "serving" else None
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-            pb_grpc.FaceServiceStub(channel).Enroll(
-                pb.EnrollRequest(image=photo("img1.jpg")), metadata=[(REQUEST_ID, "from-test")], timeout=30
-            )
-        proc.terminate()
-        _, rest = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = spawn_server(process, FACESVC_LOG_LEVEL="INFO")
+    port, _ = serving_ports(proc, timeout=60)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        pb_grpc.FaceServiceStub(channel).Enroll(
+            pb.EnrollRequest(image=photo("img1.jpg")), metadata=[(REQUEST_ID, "from-test")], timeout=30
+        )
+    proc.terminate()
+    _, rest = proc.communicate(timeout=30)
     requests = [e for e in map(json.loads, rest.splitlines()) if e["logger"] == "facesvc.requests"]
     assert [(e["rpc"], e["request_id"]) for e in requests] == [("facesvc.v1.FaceService/Enroll", "from-test")]

@@ -3,10 +3,8 @@ and reach new pods), and one metrics port summing several serving processes."""
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
-import sys
 import time
 
 import grpc
@@ -16,8 +14,7 @@ from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, photo, start_server
-from tests.test_lifecycle import _environment
+from tests.conftest import photo, serving_ports, spawn_server, start_server
 from tests.test_metrics import scrape, value
 
 READY, IDLE = grpc.ChannelConnectivity.READY, grpc.ChannelConnectivity.IDLE
@@ -47,42 +44,23 @@ def test_max_connection_age_closes_connections_so_clients_re_resolve() -> None:
     assert kept[-1] == READY
 
 
-def test_several_processes_serve_their_summed_metrics_on_one_port() -> None:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "server.py")],
-        cwd=ROOT,
-        env=_environment(FACESVC_PROCESSES="2", FACESVC_METRICS_PORT="0"),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        port = metrics_port = None
-        deadline = time.monotonic() + 120
-        while port is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            assert line, f"the server exited with {proc.wait()}"
-            entry = json.loads(line)
-            metrics_port = entry.get("metrics_port", metrics_port)
-            port = entry.get("port") if entry["message"] == "serving" else None
-        assert metrics_port, "the supervisor serves the metrics"
-        calls = 6
-        for _ in range(calls):  # a channel each, so the kernel spreads them over both processes
-            with grpc.insecure_channel(
-                f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
-            ) as channel:
-                pb_grpc.FaceServiceStub(channel).Enroll(pb.EnrollRequest(image=photo("img1.jpg")), timeout=30)
-        samples = scrape(metrics_port)
-        enroll = {"grpc_method": "Enroll", "grpc_code": "OK"}
-        assert value(samples, "grpc_server_handled_total", **enroll) == calls
-        assert value(samples, "facesvc_engine_stage_seconds_count", stage="embed") == calls
-        assert value(samples, "facesvc_serving") == 2  # both processes SERVING
-        assert value(samples, "facesvc_worker_threads") == 2 * Settings().worker_threads
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+def test_several_processes_serve_their_summed_metrics_on_one_port(
+    process: list[subprocess.Popen[str]],
+) -> None:
+    proc = spawn_server(process, FACESVC_PROCESSES="2", FACESVC_METRICS_PORT="0")
+    port, metrics_port = serving_ports(proc)
+    assert metrics_port, "the supervisor serves the metrics"
+    calls = 6
+    for _ in range(calls):  # a channel each, so the kernel spreads them over both processes
+        with grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)]
+        ) as channel:
+            pb_grpc.FaceServiceStub(channel).Enroll(pb.EnrollRequest(image=photo("img1.jpg")), timeout=30)
+    samples = scrape(metrics_port)
+    enroll = {"grpc_method": "Enroll", "grpc_code": "OK"}
+    assert value(samples, "grpc_server_handled_total", **enroll) == calls
+    assert value(samples, "facesvc_engine_stage_seconds_count", stage="embed") == calls
+    assert value(samples, "facesvc_serving") == 2  # both processes SERVING
+    assert value(samples, "facesvc_worker_threads") == 2 * Settings().worker_threads
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
