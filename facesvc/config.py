@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FaceSelectionName = Literal["reject_multiple", "largest", "central"]
+AttackModeName = Literal["off", "report", "enforce"]
 
 
 class Settings(BaseSettings):
@@ -91,6 +92,32 @@ class Settings(BaseSettings):
 
     liveness_max_brightness: float = Field(225.0, ge=0, le=255)
     """Mean face intensity (0-255) above which the face is washed out."""
+
+    presentation_attack: AttackModeName = "enforce"
+    """Presentation-attack stage (a print or a screen held to the camera) for Verify,
+    Identify and the liveness session, which see live camera frames: `enforce` refuses an
+    attack (PRESENTATION_ATTACK), `report` only returns the check, `off` skips the model."""
+
+    presentation_attack_enroll: AttackModeName = "report"
+    """The same stage for Enroll, which often gets an existing photo (an HR headshot, a
+    scanned ID: photos of photos, which the model often takes for prints). A kiosk that
+    enrolls people in front of its camera should set `enforce`."""
+
+    presentation_attack_threshold: float = Field(0.5, gt=0, lt=1)
+    """Live score (0-1) at or above which a face is taken for a live person (the models'
+    own decision line; README "Presentation attacks" has the rates it gives)."""
+
+    presentation_attack_min_face_size: float = Field(80.0, ge=1)
+    """Smallest face, in pixels of the original image, the stage will judge; a smaller
+    face is refused with FACE_NOT_SCORABLE ("move closer") under enforce, never passed."""
+
+    presentation_attack_relax_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    """Comma-separated API keys (each also in api_keys) whose calls may ask for a weaker
+    presentation-attack mode than the server's (an archive importer: REPORT or OFF)."""
+
+    presentation_attack_relax_anyone: bool = False
+    """Let any caller weaken the presentation-attack mode per request: only for a
+    deployment whose every caller is a trusted importer."""
 
     max_concurrent_rpcs: int | None = Field(None, ge=1, le=1024)
     """FaceService calls in progress at once in each process; beyond it a call is refused
@@ -183,7 +210,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value.strip()
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "presentation_attack_relax_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
@@ -205,6 +232,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"{path} is not a readable file")
         if self.liveness_min_brightness >= self.liveness_max_brightness:
             raise ValueError("liveness_min_brightness must be below liveness_max_brightness")
+        relax = {key.get_secret_value() for key in self.presentation_attack_relax_keys}
+        if relax - set(self.all_api_keys()):
+            raise ValueError("every presentation_attack_relax_keys entry must also be an API key (api_keys)")
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
         return self

@@ -15,6 +15,8 @@ class FaceServiceError(Exception):
     reason = "UNKNOWN"
     #: Logged as suspicious activity (with the peer) when raised for a request.
     suspicious = False
+    #: Counted against the caller as a failed attempt (FACESVC_FAILURE_THRESHOLD).
+    failed_attempt = False
 
     def __init__(self, message: str, **metadata: object) -> None:
         super().__init__(message)
@@ -79,6 +81,34 @@ class LivenessFailedError(FaceServiceError):
 
     reason = "LIVENESS_FAILED"
     suspicious = True
+    failed_attempt = True
+
+
+class PresentationAttackError(FaceServiceError):
+    """The presentation-attack stage judged the face a print or a screen."""
+
+    reason = "PRESENTATION_ATTACK"
+    suspicious = True
+    failed_attempt = True
+
+
+class FaceNotScorableError(FaceServiceError):
+    """The face is too small, cut off or too close for a trustworthy liveness score: retry."""
+
+    reason = "FACE_NOT_SCORABLE"
+
+
+class PresentationAttackRelaxDeniedError(FaceServiceError):
+    """The request asked for a weaker presentation-attack mode than this caller may."""
+
+    reason = "PRESENTATION_ATTACK_RELAX_DENIED"
+    suspicious = True
+
+
+class PresentationAttackUnavailableError(FaceServiceError):
+    """The request asked for the presentation-attack stage, which this server runs with off."""
+
+    reason = "PRESENTATION_ATTACK_UNAVAILABLE"
 
 
 class EmbeddingInvalidError(FaceServiceError):

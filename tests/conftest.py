@@ -29,8 +29,18 @@ CELEBS = FACES / "celebs"
 YALE = FACES / "yale"
 ORL = FACES / "orl"
 
+PAD = FACES.parent / "pad"
+
 if not CELEBS.is_dir():
     raise RuntimeError(f"the shared photos are missing: {FACES} (set FACESVC_FACES_DIR)")
+
+#: The shared photos stand in for camera frames in the recognition tests, but they are
+#: press photos and scans: reproductions, which the presentation-attack stage often takes
+#: for prints (README, "Presentation attacks"). So every server these tests start, in
+#: process or as server.py, only reports that stage unless a test asks for more;
+#: tests/test_presentation_attack.py runs it enforced, and with the defaults.
+PRESS_PHOTO_ATTACK_MODE = {"FACESVC_PRESENTATION_ATTACK": "report"}
+os.environ.update(PRESS_PHOTO_ATTACK_MODE)
 
 
 def photo(path: Path | str) -> bytes:
@@ -118,6 +128,8 @@ def enrolled(stub: pb_grpc.FaceServiceStub) -> dict[str, pb.Embedding]:
 
 
 def server_environment(**overrides: str) -> dict[str, str]:
+    """The environment of a server.py child: no FACESVC_* of ours but `overrides`; an
+    override of "" leaves that variable unset (the setting's default)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACESVC_")}
     env.update(
         {
@@ -125,9 +137,12 @@ def server_environment(**overrides: str) -> dict[str, str]:
             "FACESVC_HOST": "127.0.0.1",
             "OPENCV_LOG_LEVEL": "ERROR",
             "TF_CPP_MIN_LOG_LEVEL": "3",
+            **PRESS_PHOTO_ATTACK_MODE,
         }
     )
     env.update(overrides)
+    for name in [name for name, value in overrides.items() if value == ""]:
+        del env[name]
     return env
 
 

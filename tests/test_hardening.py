@@ -34,9 +34,10 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 def _server(engine: FaceEngine, **overrides: object) -> FaceServer:
     settings = Settings(port=0, host="127.0.0.1", **overrides)  # type: ignore[arg-type]
     serving_engine = FaceEngine(settings)
-    serving_engine._detector, serving_engine._recognizer = (
+    serving_engine._detector, serving_engine._recognizer, serving_engine._attack = (
         engine._detector,
         engine._recognizer,
+        engine._attack,
     )  # share loaded models
     serving_engine._ready.set()
     return start_server(settings, serving_engine)

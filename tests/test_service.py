@@ -43,7 +43,7 @@ def test_enroll_returns_embedding_quality_face_and_liveness(stub: pb_grpc.FaceSe
     assert marks.left_eye.y < marks.nose.y < marks.mouth_left.y
     assert response.face.face_count == 1 and response.face.confidence > 0.8
     names = [check.name for check in response.liveness_checks]
-    assert names == ["sharpness", "illumination", "face_size", "plausible_geometry"]
+    assert names == ["sharpness", "illumination", "face_size", "plausible_geometry", "presentation_attack"]
     assert all(check.passed for check in response.liveness_checks)
 
 

@@ -25,6 +25,7 @@ from facesvc.engine import decode, matching, quality
 from facesvc.engine.detectors import FaceDetector, create_detector, landmarks_in_box
 from facesvc.engine.liveness import LivenessLimits, run_checks
 from facesvc.engine.models import FaceRecognizer, create_recognizer
+from facesvc.engine.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
 from facesvc.engine.selection import MultiFaceRule, choose_face
 from facesvc.engine.types import (
     AnalysedFace,
@@ -44,17 +45,21 @@ from facesvc.errors import (
     EmbeddingInvalidError,
     EmbeddingModelMismatchError,
     EngineNotReadyError,
+    FaceNotScorableError,
     FaceTooSmallError,
     LivenessFailedError,
     LowQualityError,
     NoFaceError,
+    PresentationAttackError,
+    PresentationAttackRelaxDeniedError,
+    PresentationAttackUnavailableError,
     RequestAbandonedError,
 )
 
 log = logging.getLogger("facesvc.engine")
 
 #: The pipeline stages analyse() reports to a StageObserver, in order.
-STAGES = ("decode", "detect", "select", "quality", "embed")
+STAGES = ("decode", "detect", "select", "quality", "presentation_attack", "embed")
 
 
 class StageObserver(Protocol):
@@ -182,6 +187,10 @@ class FaceEngine:
         self.observer = observer
         self._detector: FaceDetector | None = None
         self._recognizer: FaceRecognizer | None = None
+        self._attack: PresentationAttackDetector | None = None
+        #: The presentation-attack mode of the kiosk path (Verify, Identify, sessions) and of Enroll.
+        self.attack_mode = AttackMode(settings.presentation_attack)
+        self.enroll_attack_mode = AttackMode(settings.presentation_attack_enroll)
         self._ready = threading.Event()
         self._rule = MultiFaceRule(
             settings.multi_face_size_ratio,
@@ -214,6 +223,13 @@ class FaceEngine:
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
         self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
+        if self.attack_mode is not AttackMode.OFF or self.enroll_attack_mode is not AttackMode.OFF:
+            self._attack = PresentationAttackDetector(
+                self.settings.presentation_attack_threshold,
+                self.settings.presentation_attack_min_face_size,
+                slots,
+                self.settings.weights_dir,
+            )
         self._warm_up(warmup_image)
         self.load_seconds = time.perf_counter() - started
         self._ready.set()
@@ -239,6 +255,8 @@ class FaceEngine:
             box = Box(220, 140, 200, 200)
             detection = Detection(box, 1.0, landmarks_in_box(box))
         embedding = self._recognizer.embed(image, detection)
+        if self._attack is not None:
+            self._attack.live_score(image, detection.box)
         if embedding.shape != (self._recognizer.dimension,) or not np.all(np.isfinite(embedding)):
             raise RuntimeError(f"warm-up embedding has shape {embedding.shape} or non-finite values")
 
@@ -254,6 +272,7 @@ class FaceEngine:
             embedding_dim=recognizer.dimension if recognizer else 0,
             threshold=self.default_threshold,
             distance_metric=recognizer.metric if recognizer else "",
+            attack_model=self._attack.name if self._attack else "",
         )
 
     @property
@@ -269,11 +288,41 @@ class FaceEngine:
 
     # ---- the pipeline -------------------------------------------------------------
 
+    def attack_mode_for(
+        self, default: AttackMode, requested: AttackMode | None = None, may_relax: bool = False
+    ) -> AttackMode:
+        """The presentation-attack mode of one request: the RPC's default, or what the
+        request asks for. Asking for more is always allowed; asking for less only when
+        `may_relax` (the caller holds a relax key, see Settings)."""
+        self._models()  # EngineNotReadyError first: while loading, no model is there yet
+        if requested is None or requested is default:
+            mode = default
+        elif requested.strength > default.strength or may_relax:
+            mode = requested
+        else:
+            raise PresentationAttackRelaxDeniedError(
+                f"This caller may not lower the presentation-attack check from {default.value} "
+                f"to {requested.value}.",
+                requested=requested.value,
+                server_mode=default.value,
+            )
+        if mode is not AttackMode.OFF and self._attack is None:
+            raise PresentationAttackUnavailableError(
+                "The presentation-attack stage is off on this server (FACESVC_PRESENTATION_ATTACK).",
+                requested=mode.value,
+            )
+        return mode
+
     def analyse(
-        self, image_bytes: bytes, selection: FaceSelection | None = None, should_stop: StopCheck | None = None
+        self,
+        image_bytes: bytes,
+        selection: FaceSelection | None = None,
+        should_stop: StopCheck | None = None,
+        presentation_attack: AttackMode | None = None,
     ) -> AnalysedFace:
         """Decode, detect, choose, measure, check and embed the one face a photo is about.
-        `should_stop` is asked at every stage boundary (RequestAbandonedError when true)."""
+        `should_stop` is asked at every stage boundary (RequestAbandonedError when true).
+        `presentation_attack` is the mode of the attack stage (None: the kiosk default)."""
         detector, recognizer = self._models()
         settings = self.settings
         clock = _StageClock(self.observer, should_stop)
@@ -342,6 +391,13 @@ class FaceEngine:
                 failed_checks=",".join(c.name for c in failed),
                 **{f"{c.name}_value": c.value for c in failed},
             )
+        mode = self.attack_mode if presentation_attack is None else presentation_attack
+        if mode is not AttackMode.OFF and self._attack is not None:
+            verdict = self._attack.judge(source, face.box, face_px)
+            checks = (*checks, verdict.as_check())
+            clock.lap("presentation_attack")
+            if mode is AttackMode.ENFORCE:
+                self._enforce(verdict, face_px)
         embedding = recognizer.embed(source, face)
         log.debug(
             "face analysed",
@@ -361,10 +417,36 @@ class FaceEngine:
             embedding=embedding,
         )
 
+    def _enforce(self, verdict: AttackScore, face_px: float) -> None:
+        assert self._attack is not None
+        if verdict.unscorable is not None:
+            raise FaceNotScorableError(
+                f"The liveness of this face cannot be judged: {verdict.unscorable.detail}, then retry.",
+                cause=verdict.unscorable.cause,
+                face_size=round(face_px),
+                min_face_size=self._attack.min_face_size,
+            )
+        if not verdict.live:
+            raise PresentationAttackError(
+                f"The face looks like a print or a screen (live score {verdict.live_score:.3f}, "
+                f"below {verdict.threshold:g}).",
+                live_score=verdict.live_score,
+                threshold=verdict.threshold,
+                model=self._attack.name,
+            )
+
     def enroll(
-        self, image_bytes: bytes, selection: FaceSelection | None = None, should_stop: StopCheck | None = None
+        self,
+        image_bytes: bytes,
+        selection: FaceSelection | None = None,
+        should_stop: StopCheck | None = None,
+        presentation_attack: AttackMode | None = None,
+        may_relax: bool = False,
     ) -> Enrollment:
-        face = self.analyse(image_bytes, selection, should_stop)
+        """`presentation_attack`: the mode the request asks for (None: the Enroll default,
+        FACESVC_PRESENTATION_ATTACK_ENROLL); see attack_mode_for."""
+        mode = self.attack_mode_for(self.enroll_attack_mode, presentation_attack, may_relax)
+        face = self.analyse(image_bytes, selection, should_stop, mode)
         return Enrollment(face=face, model=self._models()[1].name)
 
     def verify(
@@ -374,11 +456,14 @@ class FaceEngine:
         threshold: float | None = None,
         selection: FaceSelection | None = None,
         should_stop: StopCheck | None = None,
+        presentation_attack: AttackMode | None = None,
+        may_relax: bool = False,
     ) -> Verification:
         _, recognizer = self._models()
         gallery = self._gallery(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold)
-        face = self.analyse(image_bytes, selection, should_stop)
+        mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
+        face = self.analyse(image_bytes, selection, should_stop, mode)
         dists = matching.distances(face.embedding, gallery, recognizer.metric)
         best = int(np.argmin(dists))
         distance = float(dists[best])
@@ -400,13 +485,16 @@ class FaceEngine:
         threshold: float | None = None,
         selection: FaceSelection | None = None,
         should_stop: StopCheck | None = None,
+        presentation_attack: AttackMode | None = None,
+        may_relax: bool = False,
     ) -> Identification:
         _, recognizer = self._models()
         if top_k < 0:
             raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
         matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         limit = self._threshold(threshold)
-        face = self.analyse(image_bytes, selection, should_stop)
+        mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
+        face = self.analyse(image_bytes, selection, should_stop, mode)
         dists = matching.distances(face.embedding, matrix, recognizer.metric)
         # Closest rows first; the first row seen of an id is its best template.
         wanted = max(top_k, 1)

@@ -183,3 +183,5 @@ class EngineInfo:
     embedding_dim: int
     threshold: float
     distance_metric: str
+    #: The presentation-attack models, or "" when that stage is off.
+    attack_model: str = ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import grpc
@@ -27,6 +27,25 @@ PROBE_SERVICES = frozenset(
         "grpc.reflection.v1.ServerReflection",
     }
 )
+
+
+class RelaxPolicy:
+    """Who may ask for a weaker presentation-attack mode than the server's: callers
+    presenting one of FACESVC_PRESENTATION_ATTACK_RELAX_KEYS (an archive importer's key),
+    or everyone with FACESVC_PRESENTATION_ATTACK_RELAX_ANYONE."""
+
+    def __init__(self, keys: Sequence[str], anyone: bool) -> None:
+        self._keys = [key.encode() for key in keys]
+        self._anyone = anyone
+
+    @property
+    def relaxable(self) -> bool:
+        return self._anyone or bool(self._keys)
+
+    def allows(self, metadata: Iterable[tuple[str, str | bytes]] | None) -> bool:
+        if self._anyone:
+            return True
+        return bool(self._keys) and key_is_known(presented_key(metadata), self._keys)
 
 
 def key_is_known(presented: str | None, keys: Sequence[bytes]) -> bool:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
+from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
 from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
@@ -18,6 +19,25 @@ _SELECTIONS: dict[int, FaceSelection | None] = {
     pb.FACE_SELECTION_CENTRAL: FaceSelection.CENTRAL,
 }
 _SELECTION_VALUES = {value: key for key, value in _SELECTIONS.items() if value is not None}
+
+
+_ATTACK_MODES: dict[int, AttackMode | None] = {
+    pb.PRESENTATION_ATTACK_MODE_UNSPECIFIED: None,
+    pb.PRESENTATION_ATTACK_MODE_OFF: AttackMode.OFF,
+    pb.PRESENTATION_ATTACK_MODE_REPORT: AttackMode.REPORT,
+    pb.PRESENTATION_ATTACK_MODE_ENFORCE: AttackMode.ENFORCE,
+}
+_ATTACK_MODE_VALUES = {value: key for key, value in _ATTACK_MODES.items() if value is not None}
+
+
+def attack_mode(value: int) -> AttackMode | None:
+    """The request's presentation-attack mode; an unknown enum value means the default."""
+    return _ATTACK_MODES.get(value)
+
+
+def attack_mode_to_proto(mode: AttackMode) -> str:
+    """The enum value's name (protobuf accepts names for enum fields)."""
+    return pb.PresentationAttackMode.Name(_ATTACK_MODE_VALUES[mode])
 
 
 def face_selection(value: int) -> FaceSelection | None:

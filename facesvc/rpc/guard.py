@@ -191,7 +191,7 @@ def guarded(rpc: str, *, admit: bool = True) -> Callable[[F], F]:
                             "details": dict(error.metadata),
                         },
                     )
-                if isinstance(error, errors.LivenessFailedError):
+                if error.failed_attempt:
                     guard.failures.record(caller, rpc, error.reason, context.peer())
                 _abort(context, status_for(error))
             except errors.EngineNotReadyError as error:

@@ -10,6 +10,7 @@ import grpc
 from facesvc import __version__
 from facesvc.engine import FaceEngine
 from facesvc.rpc import converters
+from facesvc.rpc.auth import RelaxPolicy
 from facesvc.rpc.guard import Guard, caller_gone, guarded
 from facesvc.rpc.wire import IdentifyCall, parse_identify
 from facesvc.v1 import face_service_pb2 as pb
@@ -28,11 +29,20 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         self.guard = guard or Guard(engine.settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
+        settings = engine.settings
+        self._relax = RelaxPolicy(
+            [key.get_secret_value() for key in settings.presentation_attack_relax_keys],
+            settings.presentation_attack_relax_anyone,
+        )
 
     @guarded("Enroll")
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         result = self._engine.enroll(
-            request.image, converters.face_selection(request.face_selection), caller_gone(context)
+            request.image,
+            converters.face_selection(request.face_selection),
+            caller_gone(context),
+            converters.attack_mode(request.presentation_attack),
+            self._relax.allows(context.invocation_metadata()),
         )
         face = result.face
         return pb.EnrollResponse(
@@ -50,6 +60,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
             caller_gone(context),
+            converters.attack_mode(request.presentation_attack),
+            self._relax.allows(context.invocation_metadata()),
         )
         return pb.VerifyResponse(
             match=result.match,
@@ -73,6 +85,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
             caller_gone(context),
+            converters.attack_mode(request.presentation_attack),
+            self._relax.allows(context.invocation_metadata()),
         )
         return pb.IdentifyResponse(
             matches=converters.matches_to_proto(result.matches),
@@ -98,6 +112,14 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             distance_metric=info.distance_metric,
             default_face_selection=converters.face_selection_to_proto(settings.face_selection),
             quality_threshold=settings.quality_threshold,
+            presentation_attack=pb.PresentationAttackInfo(
+                mode=converters.attack_mode_to_proto(self._engine.attack_mode),
+                enroll_mode=converters.attack_mode_to_proto(self._engine.enroll_attack_mode),
+                threshold=settings.presentation_attack_threshold,
+                model=info.attack_model,
+                min_face_size=settings.presentation_attack_min_face_size,
+                relaxable=self._relax.relaxable,
+            ),
         )
 
 

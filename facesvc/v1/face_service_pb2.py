@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61\x63\x65svc/v1/face_service.proto\x12\nfacesvc.v1\"*\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t\"R\n\x07Quality\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x12\n\nbrightness\x18\x03 \x01(\x02\x12\x11\n\tface_size\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"\xc6\x01\n\tLandmarks\x12#\n\x08left_eye\x18\x01 \x01(\x0b\x32\x11.facesvc.v1.Point\x12$\n\tright_eye\x18\x02 \x01(\x0b\x32\x11.facesvc.v1.Point\x12\x1f\n\x04nose\x18\x03 \x01(\x0b\x32\x11.facesvc.v1.Point\x12%\n\nmouth_left\x18\x04 \x01(\x0b\x32\x11.facesvc.v1.Point\x12&\n\x0bmouth_right\x18\x05 \x01(\x0b\x32\x11.facesvc.v1.Point\"~\n\x04\x46\x61\x63\x65\x12$\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x17.facesvc.v1.BoundingBox\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12(\n\tlandmarks\x18\x03 \x01(\x0b\x32\x15.facesvc.v1.Landmarks\x12\x12\n\nface_count\x18\x04 \x01(\x05\"_\n\rLivenessCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"Q\n\rEnrollRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x02 \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\"\xb4\x01\n\x0e\x45nrollResponse\x12(\n\tembedding\x18\x01 \x01(\x0b\x32\x15.facesvc.v1.Embedding\x12$\n\x07quality\x18\x02 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x03 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x32\n\x0fliveness_checks\x18\x04 \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"\xa9\x01\n\rVerifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x30\n\x11stored_embeddings\x18\x02 \x03(\x0b\x32\x15.facesvc.v1.Embedding\x12\x16\n\tthreshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x04 \x01(\x0e\x32\x19.facesvc.v1.FaceSelectionB\x0c\n\n_threshold\"\xfe\x01\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\r\n\x05model\x18\x05 \x01(\t\x12$\n\x07quality\x18\x06 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x07 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x1b\n\x13\x62\x65st_template_index\x18\x08 \x01(\x05\x12\x32\n\x0fliveness_checks\x18\t \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"A\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\tembedding\x18\x02 \x01(\x0b\x32\x15.facesvc.v1.Embedding\"\xe9\x01\n\x0fIdentifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12)\n\ncandidates\x18\x02 \x03(\x0b\x32\x15.facesvc.v1.Candidate\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x16\n\tthreshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x05 \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12\x34\n\x11packed_candidates\x18\x06 \x01(\x0b\x32\x19.facesvc.v1.PackedGalleryB\x0c\n\n_threshold\";\n\rPackedGallery\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\"P\n\rIdentityMatch\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\x02\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\r\n\x05match\x18\x04 \x01(\x08\"\xda\x01\n\x10IdentifyResponse\x12*\n\x07matches\x18\x01 \x03(\x0b\x32\x19.facesvc.v1.IdentityMatch\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\r\n\x05model\x18\x03 \x01(\t\x12$\n\x07quality\x18\x04 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x05 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x32\n\x0fliveness_checks\x18\x06 \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"\x0f\n\rHealthRequest\"\x9e\x02\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.facesvc.v1.ServingStatus\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rembedding_dim\x18\x03 \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\x04 \x01(\t\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x17\n\x0f\x64istance_metric\x18\x08 \x01(\t\x12\x39\n\x16\x64\x65\x66\x61ult_face_selection\x18\t \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12\x19\n\x11quality_threshold\x18\n \x01(\x02*\x8b\x01\n\rFaceSelection\x12\x1e\n\x1a\x46\x41\x43\x45_SELECTION_UNSPECIFIED\x10\x00\x12\"\n\x1e\x46\x41\x43\x45_SELECTION_REJECT_MULTIPLE\x10\x01\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_LARGEST\x10\x02\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_CENTRAL\x10\x03*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\x97\x02\n\x0b\x46\x61\x63\x65Service\x12?\n\x06\x45nroll\x12\x19.facesvc.v1.EnrollRequest\x1a\x1a.facesvc.v1.EnrollResponse\x12?\n\x06Verify\x12\x19.facesvc.v1.VerifyRequest\x1a\x1a.facesvc.v1.VerifyResponse\x12\x45\n\x08Identify\x12\x1b.facesvc.v1.IdentifyRequest\x1a\x1c.facesvc.v1.IdentifyResponse\x12?\n\x06Health\x12\x19.facesvc.v1.HealthRequest\x1a\x1a.facesvc.v1.HealthResponseBJ\n\x0e\x63om.facesvc.v1P\x01Z6github.com/facesvc/facesvc/gen/go/facesvc/v1;facesvcv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x66\x61\x63\x65svc/v1/face_service.proto\x12\nfacesvc.v1\"*\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t\"R\n\x07Quality\x12\r\n\x05score\x18\x01 \x01(\x02\x12\x11\n\tsharpness\x18\x02 \x01(\x02\x12\x12\n\nbrightness\x18\x03 \x01(\x02\x12\x11\n\tface_size\x18\x04 \x01(\x02\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"B\n\x0b\x42oundingBox\x12\t\n\x01x\x18\x01 \x01(\x05\x12\t\n\x01y\x18\x02 \x01(\x05\x12\r\n\x05width\x18\x03 \x01(\x05\x12\x0e\n\x06height\x18\x04 \x01(\x05\"\xc6\x01\n\tLandmarks\x12#\n\x08left_eye\x18\x01 \x01(\x0b\x32\x11.facesvc.v1.Point\x12$\n\tright_eye\x18\x02 \x01(\x0b\x32\x11.facesvc.v1.Point\x12\x1f\n\x04nose\x18\x03 \x01(\x0b\x32\x11.facesvc.v1.Point\x12%\n\nmouth_left\x18\x04 \x01(\x0b\x32\x11.facesvc.v1.Point\x12&\n\x0bmouth_right\x18\x05 \x01(\x0b\x32\x11.facesvc.v1.Point\"~\n\x04\x46\x61\x63\x65\x12$\n\x03\x62ox\x18\x01 \x01(\x0b\x32\x17.facesvc.v1.BoundingBox\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12(\n\tlandmarks\x18\x03 \x01(\x0b\x32\x15.facesvc.v1.Landmarks\x12\x12\n\nface_count\x18\x04 \x01(\x05\"_\n\rLivenessCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\r\n\x05value\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\x0e\n\x06\x64\x65tail\x18\x05 \x01(\t\"\x92\x01\n\rEnrollRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x02 \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12?\n\x13presentation_attack\x18\x03 \x01(\x0e\x32\".facesvc.v1.PresentationAttackMode\"\xb4\x01\n\x0e\x45nrollResponse\x12(\n\tembedding\x18\x01 \x01(\x0b\x32\x15.facesvc.v1.Embedding\x12$\n\x07quality\x18\x02 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x03 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x32\n\x0fliveness_checks\x18\x04 \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"\xea\x01\n\rVerifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x30\n\x11stored_embeddings\x18\x02 \x03(\x0b\x32\x15.facesvc.v1.Embedding\x12\x16\n\tthreshold\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x04 \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12?\n\x13presentation_attack\x18\x06 \x01(\x0e\x32\".facesvc.v1.PresentationAttackModeB\x0c\n\n_threshold\"\xfe\x01\n\x0eVerifyResponse\x12\r\n\x05match\x18\x01 \x01(\x08\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\x11\n\tthreshold\x18\x04 \x01(\x02\x12\r\n\x05model\x18\x05 \x01(\t\x12$\n\x07quality\x18\x06 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x07 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x1b\n\x13\x62\x65st_template_index\x18\x08 \x01(\x05\x12\x32\n\x0fliveness_checks\x18\t \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"A\n\tCandidate\x12\n\n\x02id\x18\x01 \x01(\t\x12(\n\tembedding\x18\x02 \x01(\x0b\x32\x15.facesvc.v1.Embedding\"\xaa\x02\n\x0fIdentifyRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12)\n\ncandidates\x18\x02 \x03(\x0b\x32\x15.facesvc.v1.Candidate\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x16\n\tthreshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x31\n\x0e\x66\x61\x63\x65_selection\x18\x05 \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12\x34\n\x11packed_candidates\x18\x06 \x01(\x0b\x32\x19.facesvc.v1.PackedGallery\x12?\n\x13presentation_attack\x18\x08 \x01(\x0e\x32\".facesvc.v1.PresentationAttackModeB\x0c\n\n_threshold\";\n\rPackedGallery\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12\x0e\n\x06values\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\"P\n\rIdentityMatch\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x64istance\x18\x02 \x01(\x02\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\r\n\x05match\x18\x04 \x01(\x08\"\xda\x01\n\x10IdentifyResponse\x12*\n\x07matches\x18\x01 \x03(\x0b\x32\x19.facesvc.v1.IdentityMatch\x12\x11\n\tthreshold\x18\x02 \x01(\x02\x12\r\n\x05model\x18\x03 \x01(\t\x12$\n\x07quality\x18\x04 \x01(\x0b\x32\x13.facesvc.v1.Quality\x12\x1e\n\x04\x66\x61\x63\x65\x18\x05 \x01(\x0b\x32\x10.facesvc.v1.Face\x12\x32\n\x0fliveness_checks\x18\x06 \x03(\x0b\x32\x19.facesvc.v1.LivenessCheck\"\x0f\n\rHealthRequest\"\xdf\x02\n\x0eHealthResponse\x12)\n\x06status\x18\x01 \x01(\x0e\x32\x19.facesvc.v1.ServingStatus\x12\r\n\x05model\x18\x02 \x01(\t\x12\x15\n\rembedding_dim\x18\x03 \x01(\x05\x12\x10\n\x08\x64\x65tector\x18\x04 \x01(\t\x12\x11\n\tthreshold\x18\x05 \x01(\x02\x12\x0f\n\x07version\x18\x06 \x01(\t\x12\x16\n\x0euptime_seconds\x18\x07 \x01(\x01\x12\x17\n\x0f\x64istance_metric\x18\x08 \x01(\t\x12\x39\n\x16\x64\x65\x66\x61ult_face_selection\x18\t \x01(\x0e\x32\x19.facesvc.v1.FaceSelection\x12\x19\n\x11quality_threshold\x18\n \x01(\x02\x12?\n\x13presentation_attack\x18\x0b \x01(\x0b\x32\".facesvc.v1.PresentationAttackInfo\"\xcf\x01\n\x16PresentationAttackInfo\x12\x30\n\x04mode\x18\x01 \x01(\x0e\x32\".facesvc.v1.PresentationAttackMode\x12\x37\n\x0b\x65nroll_mode\x18\x02 \x01(\x0e\x32\".facesvc.v1.PresentationAttackMode\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\r\n\x05model\x18\x04 \x01(\t\x12\x15\n\rmin_face_size\x18\x05 \x01(\x02\x12\x11\n\trelaxable\x18\x06 \x01(\x08*\x8b\x01\n\rFaceSelection\x12\x1e\n\x1a\x46\x41\x43\x45_SELECTION_UNSPECIFIED\x10\x00\x12\"\n\x1e\x46\x41\x43\x45_SELECTION_REJECT_MULTIPLE\x10\x01\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_LARGEST\x10\x02\x12\x1a\n\x16\x46\x41\x43\x45_SELECTION_CENTRAL\x10\x03*\xaf\x01\n\x16PresentationAttackMode\x12(\n$PRESENTATION_ATTACK_MODE_UNSPECIFIED\x10\x00\x12 \n\x1cPRESENTATION_ATTACK_MODE_OFF\x10\x01\x12#\n\x1fPRESENTATION_ATTACK_MODE_REPORT\x10\x02\x12$\n PRESENTATION_ATTACK_MODE_ENFORCE\x10\x03*k\n\rServingStatus\x12\x1e\n\x1aSERVING_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n\x16SERVING_STATUS_SERVING\x10\x01\x12\x1e\n\x1aSERVING_STATUS_NOT_SERVING\x10\x02\x32\x97\x02\n\x0b\x46\x61\x63\x65Service\x12?\n\x06\x45nroll\x12\x19.facesvc.v1.EnrollRequest\x1a\x1a.facesvc.v1.EnrollResponse\x12?\n\x06Verify\x12\x19.facesvc.v1.VerifyRequest\x1a\x1a.facesvc.v1.VerifyResponse\x12\x45\n\x08Identify\x12\x1b.facesvc.v1.IdentifyRequest\x1a\x1c.facesvc.v1.IdentifyResponse\x12?\n\x06Health\x12\x19.facesvc.v1.HealthRequest\x1a\x1a.facesvc.v1.HealthResponseBJ\n\x0e\x63om.facesvc.v1P\x01Z6github.com/facesvc/facesvc/gen/go/facesvc/v1;facesvcv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,10 +32,12 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facesvc.v1.face_service_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\016com.facesvc.v1P\001Z6github.com/facesvc/facesvc/gen/go/facesvc/v1;facesvcv1'
-  _globals['_FACESELECTION']._serialized_start=2367
-  _globals['_FACESELECTION']._serialized_end=2506
-  _globals['_SERVINGSTATUS']._serialized_start=2508
-  _globals['_SERVINGSTATUS']._serialized_end=2615
+  _globals['_FACESELECTION']._serialized_start=2838
+  _globals['_FACESELECTION']._serialized_end=2977
+  _globals['_PRESENTATIONATTACKMODE']._serialized_start=2980
+  _globals['_PRESENTATIONATTACKMODE']._serialized_end=3155
+  _globals['_SERVINGSTATUS']._serialized_start=3157
+  _globals['_SERVINGSTATUS']._serialized_end=3264
   _globals['_EMBEDDING']._serialized_start=45
   _globals['_EMBEDDING']._serialized_end=87
   _globals['_QUALITY']._serialized_start=89
@@ -50,28 +52,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FACE']._serialized_end=599
   _globals['_LIVENESSCHECK']._serialized_start=601
   _globals['_LIVENESSCHECK']._serialized_end=696
-  _globals['_ENROLLREQUEST']._serialized_start=698
-  _globals['_ENROLLREQUEST']._serialized_end=779
-  _globals['_ENROLLRESPONSE']._serialized_start=782
-  _globals['_ENROLLRESPONSE']._serialized_end=962
-  _globals['_VERIFYREQUEST']._serialized_start=965
-  _globals['_VERIFYREQUEST']._serialized_end=1134
-  _globals['_VERIFYRESPONSE']._serialized_start=1137
-  _globals['_VERIFYRESPONSE']._serialized_end=1391
-  _globals['_CANDIDATE']._serialized_start=1393
-  _globals['_CANDIDATE']._serialized_end=1458
-  _globals['_IDENTIFYREQUEST']._serialized_start=1461
-  _globals['_IDENTIFYREQUEST']._serialized_end=1694
-  _globals['_PACKEDGALLERY']._serialized_start=1696
-  _globals['_PACKEDGALLERY']._serialized_end=1755
-  _globals['_IDENTITYMATCH']._serialized_start=1757
-  _globals['_IDENTITYMATCH']._serialized_end=1837
-  _globals['_IDENTIFYRESPONSE']._serialized_start=1840
-  _globals['_IDENTIFYRESPONSE']._serialized_end=2058
-  _globals['_HEALTHREQUEST']._serialized_start=2060
-  _globals['_HEALTHREQUEST']._serialized_end=2075
-  _globals['_HEALTHRESPONSE']._serialized_start=2078
-  _globals['_HEALTHRESPONSE']._serialized_end=2364
-  _globals['_FACESERVICE']._serialized_start=2618
-  _globals['_FACESERVICE']._serialized_end=2897
+  _globals['_ENROLLREQUEST']._serialized_start=699
+  _globals['_ENROLLREQUEST']._serialized_end=845
+  _globals['_ENROLLRESPONSE']._serialized_start=848
+  _globals['_ENROLLRESPONSE']._serialized_end=1028
+  _globals['_VERIFYREQUEST']._serialized_start=1031
+  _globals['_VERIFYREQUEST']._serialized_end=1265
+  _globals['_VERIFYRESPONSE']._serialized_start=1268
+  _globals['_VERIFYRESPONSE']._serialized_end=1522
+  _globals['_CANDIDATE']._serialized_start=1524
+  _globals['_CANDIDATE']._serialized_end=1589
+  _globals['_IDENTIFYREQUEST']._serialized_start=1592
+  _globals['_IDENTIFYREQUEST']._serialized_end=1890
+  _globals['_PACKEDGALLERY']._serialized_start=1892
+  _globals['_PACKEDGALLERY']._serialized_end=1951
+  _globals['_IDENTITYMATCH']._serialized_start=1953
+  _globals['_IDENTITYMATCH']._serialized_end=2033
+  _globals['_IDENTIFYRESPONSE']._serialized_start=2036
+  _globals['_IDENTIFYRESPONSE']._serialized_end=2254
+  _globals['_HEALTHREQUEST']._serialized_start=2256
+  _globals['_HEALTHREQUEST']._serialized_end=2271
+  _globals['_HEALTHRESPONSE']._serialized_start=2274
+  _globals['_HEALTHRESPONSE']._serialized_end=2625
+  _globals['_PRESENTATIONATTACKINFO']._serialized_start=2628
+  _globals['_PRESENTATIONATTACKINFO']._serialized_end=2835
+  _globals['_FACESERVICE']._serialized_start=3267
+  _globals['_FACESERVICE']._serialized_end=3546
 # @@protoc_insertion_point(module_scope)

@@ -14,6 +14,13 @@ class FaceSelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FACE_SELECTION_LARGEST: _ClassVar[FaceSelection]
     FACE_SELECTION_CENTRAL: _ClassVar[FaceSelection]
 
+class PresentationAttackMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRESENTATION_ATTACK_MODE_UNSPECIFIED: _ClassVar[PresentationAttackMode]
+    PRESENTATION_ATTACK_MODE_OFF: _ClassVar[PresentationAttackMode]
+    PRESENTATION_ATTACK_MODE_REPORT: _ClassVar[PresentationAttackMode]
+    PRESENTATION_ATTACK_MODE_ENFORCE: _ClassVar[PresentationAttackMode]
+
 class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SERVING_STATUS_UNSPECIFIED: _ClassVar[ServingStatus]
@@ -23,6 +30,10 @@ FACE_SELECTION_UNSPECIFIED: FaceSelection
 FACE_SELECTION_REJECT_MULTIPLE: FaceSelection
 FACE_SELECTION_LARGEST: FaceSelection
 FACE_SELECTION_CENTRAL: FaceSelection
+PRESENTATION_ATTACK_MODE_UNSPECIFIED: PresentationAttackMode
+PRESENTATION_ATTACK_MODE_OFF: PresentationAttackMode
+PRESENTATION_ATTACK_MODE_REPORT: PresentationAttackMode
+PRESENTATION_ATTACK_MODE_ENFORCE: PresentationAttackMode
 SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
@@ -108,12 +119,14 @@ class LivenessCheck(_message.Message):
     def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("image", "face_selection")
+    __slots__ = ("image", "face_selection", "presentation_attack")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     face_selection: FaceSelection
-    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ...) -> None: ...
+    presentation_attack: PresentationAttackMode
+    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
     __slots__ = ("embedding", "quality", "face", "liveness_checks")
@@ -128,16 +141,18 @@ class EnrollResponse(_message.Message):
     def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("image", "stored_embeddings", "threshold", "face_selection")
+    __slots__ = ("image", "stored_embeddings", "threshold", "face_selection", "presentation_attack")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STORED_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     stored_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     threshold: float
     face_selection: FaceSelection
-    def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ...) -> None: ...
+    presentation_attack: PresentationAttackMode
+    def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("match", "confidence", "distance", "threshold", "model", "quality", "face", "best_template_index", "liveness_checks")
@@ -170,20 +185,22 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates")
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     top_k: int
     threshold: float
     face_selection: FaceSelection
     packed_candidates: PackedGallery
-    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ...) -> None: ...
+    presentation_attack: PresentationAttackMode
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ...) -> None: ...
 
 class PackedGallery(_message.Message):
     __slots__ = ("ids", "values", "model")
@@ -228,7 +245,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -239,6 +256,7 @@ class HealthResponse(_message.Message):
     DISTANCE_METRIC_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     QUALITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -249,4 +267,21 @@ class HealthResponse(_message.Message):
     distance_metric: str
     default_face_selection: FaceSelection
     quality_threshold: float
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ...) -> None: ...
+    presentation_attack: PresentationAttackInfo
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ...) -> None: ...
+
+class PresentationAttackInfo(_message.Message):
+    __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    ENROLL_MODE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    MIN_FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    RELAXABLE_FIELD_NUMBER: _ClassVar[int]
+    mode: PresentationAttackMode
+    enroll_mode: PresentationAttackMode
+    threshold: float
+    model: str
+    min_face_size: float
+    relaxable: bool
+    def __init__(self, mode: _Optional[_Union[PresentationAttackMode, str]] = ..., enroll_mode: _Optional[_Union[PresentationAttackMode, str]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., min_face_size: _Optional[float] = ..., relaxable: _Optional[bool] = ...) -> None: ...

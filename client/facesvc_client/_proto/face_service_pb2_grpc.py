@@ -67,7 +67,14 @@ class FaceServiceServicer:
 
         Status codes and ErrorInfo reasons:
         - INVALID_ARGUMENT: IMAGE_UNDECODABLE, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE,
-        NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL, LOW_QUALITY, LIVENESS_FAILED.
+        NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL, LOW_QUALITY, LIVENESS_FAILED,
+        PRESENTATION_ATTACK (a print or a screen, when the presentation-attack
+        stage is enforced), FACE_NOT_SCORABLE (the face is too small, cut off or
+        too close for that stage to judge: move and retry).
+        - PERMISSION_DENIED: PRESENTATION_ATTACK_RELAX_DENIED (the request asked
+        for a weaker presentation-attack mode than this caller may use).
+        - FAILED_PRECONDITION: PRESENTATION_ATTACK_UNAVAILABLE (the request asked
+        for the presentation-attack stage, which this server runs with off).
         - RESOURCE_EXHAUSTED: the request is larger than the message limit.
         - UNAVAILABLE: the engine has not finished loading, or is shutting down.
         - INTERNAL: a bug; the cause is logged by the server, never returned.
