@@ -9,19 +9,23 @@ import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
 from facesvc.rpc.server import FaceServer
 from facesvc_client.cli import Exit, main
 from tests import images
-from tests.conftest import CELEBS, ORL, ROOT
+from tests.conftest import CELEBS, ORL, PAD, ROOT, start_server
 
 Run = Callable[..., tuple[int, Any, str]]
 EXAMPLE = ROOT / "client" / "examples" / "attendance.py"
+NUAA = PAD / "nuaa"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +37,10 @@ def target(server: FaceServer) -> str:
 def facesvc(target: str, capsys: pytest.CaptureFixture[str]) -> Run:
     """Run the tool in-process: (exit code, parsed stdout or None, stderr)."""
 
+    return _runner(target, capsys)
+
+
+def _runner(target: str, capsys: pytest.CaptureFixture[str]) -> Run:
     def run(*args: str | Path) -> tuple[int, Any, str]:
         code = main(["--target", target, *map(str, args)])
         out, err = capsys.readouterr()
@@ -182,6 +190,167 @@ def test_installed_tool_reads_stdin_and_environment(target: str) -> None:
     )
     assert (refused.returncode, refused.stdout) == (Exit.MULTIPLE_FACES, "")
     assert "MULTIPLE_FACES" in refused.stderr and "face_count=2" in refused.stderr
+
+
+# ---- presentation attacks --------------------------------------------------------------
+
+
+def test_exit_codes_are_stable() -> None:
+    """Scripts branch on these numbers: new ones are appended, none is renumbered."""
+    assert [(code.name, code.value) for code in Exit] == [
+        *[
+            (name, value)
+            for value, name in enumerate(
+                [
+                    "OK",
+                    "NO_MATCH",
+                    "USAGE",
+                    "IMAGE_UNDECODABLE",
+                    "IMAGE_TOO_SMALL",
+                    "IMAGE_TOO_LARGE",
+                    "NO_FACE",
+                    "MULTIPLE_FACES",
+                    "FACE_TOO_SMALL",
+                    "LOW_QUALITY",
+                    "LIVENESS_FAILED",
+                    "EMBEDDING_INVALID",
+                    "EMBEDDING_MODEL_MISMATCH",
+                    "UNAVAILABLE",
+                    "DEADLINE_EXCEEDED",
+                    "AUTHENTICATION",
+                    "REQUEST_TOO_LARGE",
+                    "INTERNAL",
+                    "OTHER",
+                ]
+            )
+        ],
+        ("PRESENTATION_ATTACK", 19),
+        ("FACE_NOT_SCORABLE", 20),
+    ]
+
+
+def nuaa(kind: str, subject: str = "0001") -> list[Path]:
+    """NUAA frames: kind "ClientRaw" (live webcam) or "ImposterRaw" (prints held up)."""
+    frames = sorted((NUAA / kind / subject).glob("*.jpg"))
+    assert frames, f"no NUAA frames in {NUAA / kind / subject}"
+    return frames
+
+
+@pytest.fixture(scope="module")
+def kiosk_target() -> Iterator[str]:
+    """A server with the stage's shipped defaults (ENFORCE for Verify and Identify, REPORT
+    for Enroll); the shared test server only reports it (see conftest)."""
+    settings = Settings(
+        port=0, host="127.0.0.1", presentation_attack="enforce", presentation_attack_enroll="report"
+    )
+    engine = FaceEngine(settings)
+    engine.load()
+    face_server = start_server(settings, engine)
+    try:
+        yield f"127.0.0.1:{face_server.port}"
+    finally:
+        face_server.stop(None).wait()
+
+
+@pytest.fixture
+def kiosk(kiosk_target: str, capsys: pytest.CaptureFixture[str]) -> Run:
+    return _runner(kiosk_target, capsys)
+
+
+@pytest.fixture
+def nuaa_file(kiosk: Run, tmp_path: Path) -> Path:
+    """enroll's output for NUAA subject 0001's first live frame."""
+    code, out, err = kiosk("enroll", nuaa("ClientRaw")[0], "--face-selection", "largest")
+    assert code == Exit.OK, err
+    path = tmp_path / "0001.json"
+    path.write_text(json.dumps(out))
+    return path
+
+
+def test_a_print_exits_presentation_attack(
+    kiosk: Run, facesvc: Run, kiosk_target: str, nuaa_file: Path, tmp_path: Path
+) -> None:
+    gallery = tmp_path / "gallery.json"
+    gallery.write_text(json.dumps({"0001": json.loads(nuaa_file.read_text())}))
+    for frame in nuaa("ImposterRaw")[:3]:
+        code, out, err = kiosk("verify", frame, "--embedding", nuaa_file, "--face-selection", "largest")
+        assert (code, out) == (Exit.PRESENTATION_ATTACK, None), err
+        assert err.startswith("facesvc verify: PRESENTATION_ATTACK") and "live_score=" in err
+        code, out, err = kiosk("identify", frame, "--gallery", gallery, "--face-selection", "largest")
+        assert (code, out) == (Exit.PRESENTATION_ATTACK, None) and "PRESENTATION_ATTACK" in err
+        # Asking for the stronger mode works wherever the server's default is weaker.
+        code, _, err = facesvc(
+            "enroll", frame, "--face-selection", "largest", "--presentation-attack", "enforce"
+        )
+        assert code == Exit.PRESENTATION_ATTACK and "PRESENTATION_ATTACK" in err
+    refused = subprocess.run(
+        [
+            *(_installed_tool(), "--target", kiosk_target, "verify", str(nuaa("ImposterRaw")[0])),
+            *("--embedding", str(nuaa_file), "--face-selection", "largest"),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"OPENCV_LOG_LEVEL": "ERROR"},
+    )
+    assert (refused.returncode, refused.stdout) == (Exit.PRESENTATION_ATTACK, "")
+
+
+def _attack_check(out: dict[str, Any]) -> dict[str, Any]:
+    (check,) = [c for c in out["liveness_checks"] if c["name"] == "presentation_attack"]
+    return check
+
+
+def test_json_output_carries_the_presentation_attack_check(kiosk: Run, nuaa_file: Path) -> None:
+    code, out, _ = kiosk(
+        "verify", nuaa("ClientRaw")[1], "--embedding", nuaa_file, "--face-selection", "largest"
+    )
+    assert (code, out["match"]) == (Exit.OK, True)
+    live = _attack_check(out)
+    assert live["passed"] and live["threshold"] <= live["value"] <= 1
+    # Enroll only reports the stage by default: the print is enrolled, the check says what it is.
+    code, out, _ = kiosk("enroll", nuaa("ImposterRaw")[0], "--face-selection", "largest")
+    attack = _attack_check(out)
+    assert code == Exit.OK and not attack["passed"] and attack["value"] < attack["threshold"] == 0.5
+    code, out, _ = kiosk("health")
+    assert code == Exit.OK
+    assert out["presentation_attack"] == {
+        "mode": "enforce",
+        "enroll_mode": "report",
+        "threshold": 0.5,
+        "model": "MiniFASNetV2+MiniFASNetV1SE",
+        "min_face_size": 80.0,
+        "relaxable": False,
+    }
+
+
+def test_a_face_too_close_to_judge_exits_face_not_scorable(
+    kiosk: Run, nuaa_file: Path, tmp_path: Path
+) -> None:
+    pixels = cv2.imread(str(nuaa("ClientRaw")[0]))
+    assert pixels is not None
+    close = tmp_path / "close.jpg"
+    close.write_bytes(images.jpeg(pixels[100:360, 245:440]))  # little more than the face
+    code, out, err = kiosk("verify", close, "--embedding", nuaa_file, "--face-selection", "largest")
+    assert (code, out) == (Exit.FACE_NOT_SCORABLE, None)
+    assert "FACE_NOT_SCORABLE" in err and "cause=too_close" in err
+
+
+def test_a_weaker_mode_than_the_servers_is_refused(kiosk: Run, nuaa_file: Path) -> None:
+    attack = nuaa("ImposterRaw")[0]
+    for mode in ("report", "off"):
+        code, out, err = kiosk(
+            "verify",
+            attack,
+            "--embedding",
+            nuaa_file,
+            "--face-selection",
+            "largest",
+            "--presentation-attack",
+            mode,
+        )
+        assert (code, out) == (Exit.AUTHENTICATION, None)
+        assert "PRESENTATION_ATTACK_RELAX_DENIED" in err and f"requested={mode}" in err
+    assert kiosk("enroll", attack, "--presentation-attack", "sideways")[0] == Exit.USAGE
 
 
 # ---- client/examples/attendance.py ------------------------------------------------------

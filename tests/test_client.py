@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import cv2
 import grpc
 import pytest
 from google.protobuf.message import Message
@@ -40,9 +41,11 @@ from facesvc_client import (
     EngineNotReadyError,
     EnrollResult,
     FaceClient,
+    FaceNotScorableError,
     FaceSelection,
     FaceServiceError,
     FaceTooSmallError,
+    FailedPreconditionError,
     ImageRejectedError,
     ImageTooLargeError,
     ImageTooSmallError,
@@ -52,6 +55,11 @@ from facesvc_client import (
     LowQualityError,
     MultipleFacesError,
     NoFaceError,
+    PresentationAttackError,
+    PresentationAttackInfo,
+    PresentationAttackMode,
+    PresentationAttackRelaxDeniedError,
+    PresentationAttackUnavailableError,
     RequestTooLargeError,
     RetryPolicy,
     ServiceUnavailableError,
@@ -60,7 +68,7 @@ from facesvc_client import (
     TLSConfig,
 )
 from tests import images
-from tests.conftest import CELEBS, ORL, ROOT, identities, start_server
+from tests.conftest import CELEBS, ORL, PAD, ROOT, identities, start_server
 
 FAST_RETRIES = RetryPolicy(attempts=40, initial_backoff=0.05, max_backoff=0.25)
 
@@ -169,7 +177,10 @@ def test_enroll_takes_a_path_bytes_or_a_file_and_returns_frozen_dataclasses(clie
         "illumination",
         "face_size",
         "plausible_geometry",
+        "presentation_attack",  # Enroll reports the stage by default
     ]
+    assert first.presentation_attack is first.liveness_checks[-1]
+    assert 0 <= first.presentation_attack.value <= 1 and first.presentation_attack.threshold == 0.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.embedding.model = "Dlib"
     json.dumps(first.to_dict())  # plain data all the way down
@@ -540,6 +551,264 @@ def test_dns_name_with_round_robin(server: FaceServer) -> None:
     # localhost resolves to 127.0.0.1 and perhaps ::1; round_robin uses whichever answer.
     with FaceClient(f"dns:///localhost:{server.port}") as client:
         assert all(client.health().serving for _ in range(3))
+
+
+# ---- presentation attacks (prints held to the camera) ------------------------------------
+
+NUAA = PAD / "nuaa"
+LARGEST = FaceSelection.LARGEST  # some NUAA frames show a second person in the background
+KIOSK_KEY, IMPORTER_KEY = "kiosk-key", "importer-key"
+
+
+def nuaa(kind: str, subject: str) -> list[Path]:
+    """NUAA frames of one subject: kind "ClientRaw" (live webcam) or "ImposterRaw" (prints)."""
+    frames = sorted((NUAA / kind / subject).glob("*.jpg"))
+    assert frames, f"no NUAA frames in {NUAA / kind / subject}"
+    return frames
+
+
+@dataclasses.dataclass(frozen=True)
+class Kiosk:
+    """A server with the stage's shipped defaults (ENFORCE for Verify and Identify, REPORT
+    for Enroll; the shared test server only reports it, see conftest), behind API keys,
+    of which only the importer's may relax the stage."""
+
+    target: str
+
+    def client(self, key: str = KIOSK_KEY, **options: Any) -> FaceClient:
+        return FaceClient(self.target, api_key=key, timeout=30, **options)
+
+
+@pytest.fixture(scope="module")
+def kiosk() -> Iterator[Kiosk]:
+    settings = Settings(
+        port=0,
+        host="127.0.0.1",
+        presentation_attack="enforce",
+        presentation_attack_enroll="report",
+        api_keys=f"{KIOSK_KEY},{IMPORTER_KEY}",
+        presentation_attack_relax_keys=IMPORTER_KEY,
+    )
+    engine = FaceEngine(settings)
+    engine.load()
+    face_server = start_server(settings, engine)
+    try:
+        yield Kiosk(f"127.0.0.1:{face_server.port}")
+    finally:
+        face_server.stop(None).wait()
+
+
+@pytest.fixture(scope="module")
+def nuaa_0001(kiosk: Kiosk) -> Embedding:
+    """NUAA subject 0001, enrolled from its first live frame."""
+    with kiosk.client() as client:
+        return client.enroll(nuaa("ClientRaw", "0001")[0], face_selection=LARGEST).embedding
+
+
+def too_close() -> bytes:
+    """A live NUAA frame cut down to little more than the face: the stage has no context
+    around it to judge (the kiosk should say "move back")."""
+    pixels = cv2.imread(str(nuaa("ClientRaw", "0001")[0]))
+    assert pixels is not None
+    return images.jpeg(pixels[100:360, 245:440])  # the face box is about x 269-414, y 129-329
+
+
+def test_health_describes_the_stage(kiosk: Kiosk) -> None:
+    with kiosk.client() as client:
+        info = client.health().presentation_attack
+    assert info == PresentationAttackInfo(
+        mode=PresentationAttackMode.ENFORCE,
+        enroll_mode=PresentationAttackMode.REPORT,
+        threshold=0.5,
+        model="MiniFASNetV2+MiniFASNetV1SE",
+        min_face_size=80.0,
+        relaxable=True,
+    )
+
+
+def test_verify_refuses_prints_by_default(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    """The first 20 print attacks of subject 0001, each against 0001's own template: the
+    model's measured APCER is 0.01%, so every one is refused, by its own class."""
+    attacks = nuaa("ImposterRaw", "0001")[:20]
+    refused: list[PresentationAttackError] = []
+    with kiosk.client() as client:
+        for frame in attacks:
+            with pytest.raises(PresentationAttackError) as caught:
+                client.verify(frame, nuaa_0001, face_selection=LARGEST)
+            refused.append(caught.value)
+    assert len(refused) == len(attacks) == 20
+    for error in refused:
+        assert type(error) is PresentationAttackError and isinstance(error, ImageRejectedError)
+        _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, "PRESENTATION_ATTACK", "Verify")
+        assert error.live_score is not None and error.threshold == 0.5
+        assert 0 <= error.live_score < error.threshold
+        assert error.model == "MiniFASNetV2+MiniFASNetV1SE"
+        assert "PRESENTATION_ATTACK" in str(error) and "live_score=" in str(error)
+
+
+def test_identify_refuses_prints_by_default(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    with kiosk.client() as client:
+        for subject in ("0001", "0002", "0003"):
+            for frame in nuaa("ImposterRaw", subject)[:3]:
+                with pytest.raises(PresentationAttackError) as caught:
+                    client.identify(frame, {"0001": nuaa_0001}, face_selection=LARGEST)
+                _assert_sdk_error(
+                    caught.value, StatusCode.INVALID_ARGUMENT, "PRESENTATION_ATTACK", "Identify"
+                )
+
+
+def test_live_frames_pass_and_match_their_person(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    """Live webcam frames pass the enforced stage: Verify of ten more frames of 0001, and
+    Identify of three more frames of each of the seven subjects in a gallery of all."""
+    with kiosk.client() as client:
+        for frame in nuaa("ClientRaw", "0001")[1:11]:
+            result = client.verify(frame, nuaa_0001, face_selection=LARGEST)
+            check = result.presentation_attack
+            assert result.match, frame.name
+            assert check is not None and check.passed and check.value >= check.threshold == 0.5, frame.name
+        subjects = [f"000{n}" for n in range(1, 8)]
+        gallery = {
+            s: client.enroll(nuaa("ClientRaw", s)[0], face_selection=LARGEST).embedding for s in subjects
+        }
+        for subject in subjects:
+            for frame in nuaa("ClientRaw", subject)[1:4]:
+                found = client.identify(frame, gallery, face_selection=LARGEST)
+                assert found.best is not None and found.best.id == subject, frame.name
+                assert found.presentation_attack is not None and found.presentation_attack.passed
+
+
+def test_enroll_reports_by_default_and_enforces_when_asked(kiosk: Kiosk) -> None:
+    """Enroll often gets an existing photo, so the server only reports the stage there: the
+    print is enrolled with the failed check attached; ENFORCE (always allowed) refuses it."""
+    attack = nuaa("ImposterRaw", "0001")[0]
+    with kiosk.client() as client:
+        reported = client.enroll(attack, face_selection=LARGEST)
+        check = reported.presentation_attack
+        assert check is not None and not check.passed and check.value < 0.5 == check.threshold
+        assert check.name == "presentation_attack" and check.detail
+        as_json = reported.to_dict()["liveness_checks"][-1]
+        assert (as_json["name"], as_json["passed"], as_json["value"]) == (
+            "presentation_attack",
+            False,
+            check.value,
+        )
+        with pytest.raises(PresentationAttackError) as caught:
+            client.enroll(attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.ENFORCE)
+        _assert_sdk_error(caught.value, StatusCode.INVALID_ARGUMENT, "PRESENTATION_ATTACK", "Enroll")
+
+
+def test_weaker_modes_only_for_a_caller_allowed_to_relax(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    attack = nuaa("ImposterRaw", "0001")[0]
+    denied: list[PresentationAttackRelaxDeniedError] = []
+    with kiosk.client(KIOSK_KEY) as kiosk_client:
+        for mode in (PresentationAttackMode.REPORT, PresentationAttackMode.OFF):
+            with pytest.raises(PresentationAttackRelaxDeniedError) as caught:
+                kiosk_client.verify(attack, nuaa_0001, face_selection=LARGEST, presentation_attack=mode)
+            denied.append(caught.value)
+        with pytest.raises(PresentationAttackRelaxDeniedError) as caught:
+            kiosk_client.enroll(
+                attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF
+            )
+        denied.append(caught.value)
+    for error, method in zip(denied, ("Verify", "Verify", "Enroll"), strict=True):
+        assert isinstance(error, AuthenticationError)  # a PERMISSION_DENIED, like other key refusals
+        _assert_sdk_error(error, StatusCode.PERMISSION_DENIED, "PRESENTATION_ATTACK_RELAX_DENIED", method)
+    assert [e.metadata["requested"] for e in denied] == ["report", "off", "off"]
+    assert [e.metadata["server_mode"] for e in denied] == ["enforce", "enforce", "report"]
+
+    with kiosk.client(IMPORTER_KEY) as importer:
+        # REPORT: the print of 0001 matches 0001 (which is why the stage matters), and
+        # the check says what it is.
+        reported = importer.verify(
+            attack, nuaa_0001, face_selection=LARGEST, presentation_attack=PresentationAttackMode.REPORT
+        )
+        assert reported.match
+        assert reported.presentation_attack is not None and not reported.presentation_attack.passed
+        assert reported.presentation_attack.value < 0.5
+        # OFF: no such check at all, on any RPC.
+        skipped = [
+            importer.verify(
+                attack, nuaa_0001, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF
+            ),
+            importer.identify(
+                attack,
+                {"0001": nuaa_0001},
+                face_selection=LARGEST,
+                presentation_attack=PresentationAttackMode.OFF,
+            ),
+            importer.enroll(attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF),
+        ]
+    for result in skipped:
+        assert result.presentation_attack is None
+        assert "presentation_attack" not in [check.name for check in result.liveness_checks]
+        assert len(result.liveness_checks) == 4
+
+
+def test_a_face_too_close_to_judge_is_not_scorable(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    with kiosk.client() as client:
+        with pytest.raises(FaceNotScorableError) as caught:
+            client.verify(too_close(), nuaa_0001, face_selection=LARGEST)
+        reported = client.enroll(too_close(), face_selection=LARGEST)  # REPORT: attached, not refused
+    error = caught.value
+    assert type(error) is FaceNotScorableError and isinstance(error, ImageRejectedError)
+    _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, "FACE_NOT_SCORABLE", "Verify")
+    assert error.cause == "too_close" and error.min_face_size == 80
+    assert error.face_size is not None and error.face_size >= error.min_face_size
+    check = reported.presentation_attack
+    assert check is not None and not check.passed and check.detail.startswith("cannot judge")
+
+
+def test_asking_for_the_stage_where_the_server_runs_it_off(settings: Settings) -> None:
+    off = Settings(port=0, host="127.0.0.1", presentation_attack="off", presentation_attack_enroll="off")
+    engine = FaceEngine(off)
+    engine.load()
+    face_server = start_server(off, engine)
+    try:
+        with FaceClient(f"127.0.0.1:{face_server.port}", timeout=30) as client:
+            info = client.health().presentation_attack
+            assert info is not None and (info.mode, info.enroll_mode, info.model) == (
+                PresentationAttackMode.OFF,
+                PresentationAttackMode.OFF,
+                "",
+            )
+            assert client.enroll(CELEBS / "img1.jpg").presentation_attack is None
+            with pytest.raises(PresentationAttackUnavailableError) as caught:
+                client.enroll(CELEBS / "img1.jpg", presentation_attack=PresentationAttackMode.REPORT)
+    finally:
+        face_server.stop(None).wait()
+    assert isinstance(caught.value, FailedPreconditionError)
+    _assert_sdk_error(
+        caught.value, StatusCode.FAILED_PRECONDITION, "PRESENTATION_ATTACK_UNAVAILABLE", "Enroll"
+    )
+
+
+def test_async_client_passes_the_mode_and_raises_the_same_classes(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    attack, live = nuaa("ImposterRaw", "0001")[0], nuaa("ClientRaw", "0001")[1]
+
+    async def scenario() -> None:
+        async with AsyncFaceClient(kiosk.target, api_key=KIOSK_KEY, timeout=30) as client:
+            assert (await client.verify(live, nuaa_0001, face_selection=LARGEST)).match
+            with pytest.raises(PresentationAttackError):
+                await client.verify(attack, nuaa_0001, face_selection=LARGEST)
+            with pytest.raises(PresentationAttackError):
+                await client.identify(attack, {"0001": nuaa_0001}, face_selection=LARGEST)
+            with pytest.raises(PresentationAttackError):
+                await client.enroll(
+                    attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.ENFORCE
+                )
+            with pytest.raises(PresentationAttackRelaxDeniedError):
+                await client.enroll(
+                    attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF
+                )
+            with pytest.raises(FaceNotScorableError):
+                await client.verify(too_close(), nuaa_0001, face_selection=LARGEST)
+        async with AsyncFaceClient(kiosk.target, api_key=IMPORTER_KEY, timeout=30) as importer:
+            skipped = await importer.verify(
+                attack, nuaa_0001, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF
+            )
+            assert skipped.match and skipped.presentation_attack is None
+
+    asyncio.run(scenario())
 
 
 # ---- asyncio ----------------------------------------------------------------------------

@@ -122,7 +122,7 @@ def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> 
         extra: dict[str, object]
         try:
             result = client.identify(frame, candidates, top_k=1)
-        except ImageRejectedError as error:  # no face, two people, too dark...: next frame
+        except ImageRejectedError as error:  # no face, two people, a print, too close...: next frame
             status, extra = "rejected", {"reason": error.reason}
         else:
             best = result.best

@@ -25,6 +25,8 @@ from facesvc_client.types import (
     Landmarks,
     LivenessCheck,
     Point,
+    PresentationAttackInfo,
+    PresentationAttackMode,
     Quality,
     ServingStatus,
     VerifyResult,
@@ -45,6 +47,13 @@ _SELECTIONS: Mapping[FaceSelection | None, pb.FaceSelection] = {
     FaceSelection.CENTRAL: pb.FACE_SELECTION_CENTRAL,
 }
 _SELECTIONS_BACK = {value: key for key, value in _SELECTIONS.items()}
+_ATTACK_MODES: Mapping[PresentationAttackMode | None, pb.PresentationAttackMode] = {
+    None: pb.PRESENTATION_ATTACK_MODE_UNSPECIFIED,
+    PresentationAttackMode.OFF: pb.PRESENTATION_ATTACK_MODE_OFF,
+    PresentationAttackMode.REPORT: pb.PRESENTATION_ATTACK_MODE_REPORT,
+    PresentationAttackMode.ENFORCE: pb.PRESENTATION_ATTACK_MODE_ENFORCE,
+}
+_ATTACK_MODES_BACK = {value: key for key, value in _ATTACK_MODES.items()}
 _FLOAT32 = struct.Struct("<f")
 _STATUSES = {
     pb.SERVING_STATUS_SERVING: ServingStatus.SERVING,
@@ -80,14 +89,26 @@ def _selection(value: FaceSelection | str | None) -> pb.FaceSelection:
     return _SELECTIONS[None if value is None else FaceSelection(value)]
 
 
+def _attack_mode(value: PresentationAttackMode | str | None) -> pb.PresentationAttackMode:
+    return _ATTACK_MODES[None if value is None else PresentationAttackMode(value)]
+
+
 def embedding_to_proto(embedding: Embedding) -> pb.Embedding:
     if not isinstance(embedding, Embedding):
         raise TypeError(f"expected an Embedding, got {type(embedding).__name__}")
     return pb.Embedding(values=embedding.values, model=embedding.model)
 
 
-def enroll_request(image: bytes, face_selection: FaceSelection | str | None) -> pb.EnrollRequest:
-    return pb.EnrollRequest(image=image, face_selection=_selection(face_selection))
+def enroll_request(
+    image: bytes,
+    face_selection: FaceSelection | str | None,
+    presentation_attack: PresentationAttackMode | str | None = None,
+) -> pb.EnrollRequest:
+    return pb.EnrollRequest(
+        image=image,
+        face_selection=_selection(face_selection),
+        presentation_attack=_attack_mode(presentation_attack),
+    )
 
 
 def verify_request(
@@ -95,12 +116,14 @@ def verify_request(
     stored: StoredInput,
     threshold: float | None,
     face_selection: FaceSelection | str | None,
+    presentation_attack: PresentationAttackMode | str | None = None,
 ) -> pb.VerifyRequest:
     templates = [stored] if isinstance(stored, Embedding) else list(stored)
     request = pb.VerifyRequest(
         image=image,
         stored_embeddings=[embedding_to_proto(e) for e in templates],
         face_selection=_selection(face_selection),
+        presentation_attack=_attack_mode(presentation_attack),
     )
     if threshold is not None:
         request.threshold = threshold
@@ -113,11 +136,17 @@ def identify_request(
     top_k: int,
     threshold: float | None,
     face_selection: FaceSelection | str | None,
+    presentation_attack: PresentationAttackMode | str | None = None,
 ) -> pb.IdentifyRequest:
     """A gallery of one model and one length (the usual case) travels as one packed block
     of float32 rows, far cheaper for the service to parse than a message per candidate;
     anything else as Candidate messages, so the service can say which entry is wrong."""
-    request = pb.IdentifyRequest(image=image, top_k=top_k, face_selection=_selection(face_selection))
+    request = pb.IdentifyRequest(
+        image=image,
+        top_k=top_k,
+        face_selection=_selection(face_selection),
+        presentation_attack=_attack_mode(presentation_attack),
+    )
     candidates = candidates_from(gallery)
     for candidate in candidates:
         if not isinstance(candidate, Candidate):
@@ -224,4 +253,18 @@ def health_result(message: pb.HealthResponse) -> Health:
         quality_threshold=_f32(message.quality_threshold),
         version=message.version,
         uptime_seconds=message.uptime_seconds,
+        presentation_attack=_attack_info(message.presentation_attack)
+        if message.HasField("presentation_attack")
+        else None,
+    )
+
+
+def _attack_info(message: pb.PresentationAttackInfo) -> PresentationAttackInfo:
+    return PresentationAttackInfo(
+        mode=_ATTACK_MODES_BACK.get(message.mode),
+        enroll_mode=_ATTACK_MODES_BACK.get(message.enroll_mode),
+        threshold=_f32(message.threshold),
+        model=message.model,
+        min_face_size=_f32(message.min_face_size),
+        relaxable=message.relaxable,
     )

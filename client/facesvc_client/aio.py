@@ -18,7 +18,14 @@ from facesvc_client._proto import face_service_pb2 as pb
 from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
 from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
 from facesvc_client.errors import DeadlineExceededError, StatusCode
-from facesvc_client.types import EnrollResult, FaceSelection, Health, IdentifyResult, VerifyResult
+from facesvc_client.types import (
+    EnrollResult,
+    FaceSelection,
+    Health,
+    IdentifyResult,
+    PresentationAttackMode,
+    VerifyResult,
+)
 
 
 class AsyncFaceClient:
@@ -57,10 +64,11 @@ class AsyncFaceClient:
         image: ImageInput,
         *,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> EnrollResult:
         """See FaceClient.enroll."""
-        request = _convert.enroll_request(await _read(image), face_selection)
+        request = _convert.enroll_request(await _read(image), face_selection, presentation_attack)
         return _convert.enroll_result(await self._call("Enroll", request, timeout))
 
     async def verify(
@@ -70,10 +78,13 @@ class AsyncFaceClient:
         *,
         threshold: float | None = None,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> VerifyResult:
         """See FaceClient.verify."""
-        request = _convert.verify_request(await _read(image), stored, threshold, face_selection)
+        request = _convert.verify_request(
+            await _read(image), stored, threshold, face_selection, presentation_attack
+        )
         return _convert.verify_result(await self._call("Verify", request, timeout))
 
     async def identify(
@@ -84,10 +95,13 @@ class AsyncFaceClient:
         top_k: int = 1,
         threshold: float | None = None,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> IdentifyResult:
         """See FaceClient.identify."""
-        request = _convert.identify_request(await _read(image), candidates, top_k, threshold, face_selection)
+        request = _convert.identify_request(
+            await _read(image), candidates, top_k, threshold, face_selection, presentation_attack
+        )
         return _convert.identify_result(await self._call("Identify", request, timeout))
 
     async def health(self, *, timeout: float | None = None) -> Health:

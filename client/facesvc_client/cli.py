@@ -20,6 +20,7 @@ from facesvc_client.errors import (
     DeadlineExceededError,
     EmbeddingInvalidError,
     EmbeddingModelMismatchError,
+    FaceNotScorableError,
     FaceServiceError,
     FaceTooSmallError,
     ImageTooLargeError,
@@ -30,10 +31,11 @@ from facesvc_client.errors import (
     LowQualityError,
     MultipleFacesError,
     NoFaceError,
+    PresentationAttackError,
     RequestTooLargeError,
     ServiceUnavailableError,
 )
-from facesvc_client.types import Candidate, Embedding, FaceSelection
+from facesvc_client.types import Candidate, Embedding, FaceSelection, PresentationAttackMode
 
 
 class Exit(enum.IntEnum):
@@ -62,6 +64,10 @@ class Exit(enum.IntEnum):
     INTERNAL = 17
     OTHER = 18
     """Any other failure status."""
+    PRESENTATION_ATTACK = 19
+    """The face was taken for a print or a screen held to the camera."""
+    FACE_NOT_SCORABLE = 20
+    """The face is too small, cut off or too close to judge whether it is live: move, retry."""
 
 
 _EXIT_FOR: Mapping[type[FaceServiceError], Exit] = {
@@ -73,6 +79,8 @@ _EXIT_FOR: Mapping[type[FaceServiceError], Exit] = {
     FaceTooSmallError: Exit.FACE_TOO_SMALL,
     LowQualityError: Exit.LOW_QUALITY,
     LivenessFailedError: Exit.LIVENESS_FAILED,
+    PresentationAttackError: Exit.PRESENTATION_ATTACK,
+    FaceNotScorableError: Exit.FACE_NOT_SCORABLE,
     EmbeddingInvalidError: Exit.EMBEDDING_INVALID,
     EmbeddingModelMismatchError: Exit.EMBEDDING_MODEL_MISMATCH,
     ServiceUnavailableError: Exit.UNAVAILABLE,
@@ -152,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
             choices=[s.value for s in FaceSelection],
             help="which face to take when the photo shows several (default: the service's)",
         )
+        sub.add_argument(
+            "--presentation-attack",
+            choices=[m.value for m in PresentationAttackMode],
+            help="the presentation-attack (print or screen) check for this call (default: the "
+            "service's, see health; a weaker one only if the service lets this caller relax it)",
+        )
 
     enroll = command("enroll", "Enroll the face in PHOTO and print its embedding.")
     photo_and_selection(enroll)
@@ -222,14 +236,20 @@ def _client(args: argparse.Namespace) -> FaceClient:
 
 
 def _enroll(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    result = client.enroll(_read(args.photo, "photo"), face_selection=_selection(args))
+    result = client.enroll(
+        _read(args.photo, "photo"), face_selection=_selection(args), presentation_attack=_attack_mode(args)
+    )
     return result.to_dict(), True
 
 
 def _verify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     stored = [embedding for path in args.embedding for embedding in load_embeddings(path)]
     result = client.verify(
-        _read(args.photo, "photo"), stored, threshold=args.threshold, face_selection=_selection(args)
+        _read(args.photo, "photo"),
+        stored,
+        threshold=args.threshold,
+        face_selection=_selection(args),
+        presentation_attack=_attack_mode(args),
     )
     return result.to_dict(), result.match
 
@@ -241,6 +261,7 @@ def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
         top_k=args.top_k,
         threshold=args.threshold,
         face_selection=_selection(args),
+        presentation_attack=_attack_mode(args),
     )
     return result.to_dict(), result.best is not None
 
@@ -320,6 +341,10 @@ def _read(path: str, what: str) -> bytes:
 
 def _selection(args: argparse.Namespace) -> FaceSelection | None:
     return FaceSelection(args.face_selection) if args.face_selection else None
+
+
+def _attack_mode(args: argparse.Namespace) -> PresentationAttackMode | None:
+    return PresentationAttackMode(args.presentation_attack) if args.presentation_attack else None
 
 
 def _positive(text: str) -> float:

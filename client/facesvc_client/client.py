@@ -17,7 +17,14 @@ from facesvc_client._proto import face_service_pb2 as pb
 from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
 from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
 from facesvc_client.errors import DeadlineExceededError, StatusCode
-from facesvc_client.types import EnrollResult, FaceSelection, Health, IdentifyResult, VerifyResult
+from facesvc_client.types import (
+    EnrollResult,
+    FaceSelection,
+    Health,
+    IdentifyResult,
+    PresentationAttackMode,
+    VerifyResult,
+)
 
 
 class FaceClient:
@@ -64,13 +71,18 @@ class FaceClient:
         image: ImageInput,
         *,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> EnrollResult:
         """Detect the one face in a photo and return its embedding for you to store.
 
         Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
-        LowQualityError, ...) when the photo cannot be used."""
-        request = _convert.enroll_request(_convert.read_image(image), face_selection)
+        LowQualityError, ...) when the photo cannot be used. `presentation_attack` sets
+        the presentation-attack stage for this call (None: the server's Enroll default,
+        REPORT unless configured); ENFORCE is always allowed, and a weaker mode than the
+        default raises PresentationAttackRelaxDeniedError unless the server lets this
+        caller relax it."""
+        request = _convert.enroll_request(_convert.read_image(image), face_selection, presentation_attack)
         return _convert.enroll_result(self._call("Enroll", request, timeout))
 
     def verify(
@@ -80,11 +92,19 @@ class FaceClient:
         *,
         threshold: float | None = None,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> VerifyResult:
         """Compare the face in a live photo with one or more stored embeddings of one person;
-        the closest decides. `threshold` overrides the service's distance threshold."""
-        request = _convert.verify_request(_convert.read_image(image), stored, threshold, face_selection)
+        the closest decides. `threshold` overrides the service's distance threshold.
+
+        The server's default presentation-attack mode here is ENFORCE: a print or a screen
+        raises PresentationAttackError, a face too small or cut off for that stage
+        FaceNotScorableError (ask the person to move and retry). `presentation_attack`
+        asks for another mode, as in `enroll`."""
+        request = _convert.verify_request(
+            _convert.read_image(image), stored, threshold, face_selection, presentation_attack
+        )
         return _convert.verify_result(self._call("Verify", request, timeout))
 
     def identify(
@@ -95,12 +115,14 @@ class FaceClient:
         top_k: int = 1,
         threshold: float | None = None,
         face_selection: FaceSelection | None = None,
+        presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
     ) -> IdentifyResult:
         """Find who a live photo shows among `candidates` in one call: a mapping of id to
-        one or more embeddings, or Candidate values. Returns the top_k closest identities."""
+        one or more embeddings, or Candidate values. Returns the top_k closest identities.
+        The presentation-attack stage is enforced by default, as in `verify`."""
         request = _convert.identify_request(
-            _convert.read_image(image), candidates, top_k, threshold, face_selection
+            _convert.read_image(image), candidates, top_k, threshold, face_selection, presentation_attack
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
 

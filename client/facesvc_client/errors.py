@@ -15,7 +15,9 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   │   ├── MultipleFacesError      MULTIPLE_FACES
     │   │   ├── FaceTooSmallError       FACE_TOO_SMALL
     │   │   ├── LowQualityError         LOW_QUALITY
-    │   │   └── LivenessFailedError     LIVENESS_FAILED
+    │   │   ├── LivenessFailedError     LIVENESS_FAILED
+    │   │   ├── PresentationAttackError PRESENTATION_ATTACK (a print or a screen)
+    │   │   └── FaceNotScorableError    FACE_NOT_SCORABLE (move and retry)
     │   ├── EmbeddingInvalidError       EMBEDDING_INVALID
     │   └── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
     ├── ServiceUnavailableError         UNAVAILABLE (retried by the SDK)
@@ -23,6 +25,11 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     ├── DeadlineExceededError           DEADLINE_EXCEEDED (also a TimeoutError)
     ├── RequestTooLargeError            RESOURCE_EXHAUSTED
     ├── AuthenticationError             UNAUTHENTICATED, PERMISSION_DENIED
+    │   └── PresentationAttackRelaxDeniedError
+    │                                   PRESENTATION_ATTACK_RELAX_DENIED
+    ├── FailedPreconditionError         FAILED_PRECONDITION
+    │   └── PresentationAttackUnavailableError
+    │                                   PRESENTATION_ATTACK_UNAVAILABLE
     └── InternalError                   INTERNAL
 """
 
@@ -84,6 +91,13 @@ class FaceServiceError(Exception):
         self.metadata: Mapping[str, str] = MappingProxyType(dict(metadata or {}))
         #: The RPC that failed: "Enroll", "Verify", "Identify" or "Health".
         self.method = method
+
+    def _figure(self, key: str) -> float | None:
+        """A numeric metadata entry, or None when absent or not a number."""
+        try:
+            return float(self.metadata[key])
+        except (KeyError, ValueError):
+            return None
 
     def __str__(self) -> str:
         figures = ", ".join(f"{key}={value}" for key, value in sorted(self.metadata.items()))
@@ -153,6 +167,51 @@ class LivenessFailedError(ImageRejectedError):
     REASON = "LIVENESS_FAILED"
 
 
+class PresentationAttackError(ImageRejectedError):
+    """The presentation-attack stage took the face for a print or a screen held to the
+    camera (raised where the stage is enforced: by default Verify and Identify)."""
+
+    REASON = "PRESENTATION_ATTACK"
+
+    @property
+    def live_score(self) -> float | None:
+        """The face's live score, 0-1 (below `threshold`)."""
+        return self._figure("live_score")
+
+    @property
+    def threshold(self) -> float | None:
+        """The live score a live face reaches."""
+        return self._figure("threshold")
+
+    @property
+    def model(self) -> str | None:
+        """The models that judged the face."""
+        return self.metadata.get("model")
+
+
+class FaceNotScorableError(ImageRejectedError):
+    """The face is too small, cut off by the frame's edge or too close to the camera for
+    the presentation-attack stage to judge it; never passed as live. Ask the person to
+    move (step back, come closer, centre the face) and retry."""
+
+    REASON = "FACE_NOT_SCORABLE"
+
+    @property
+    def cause(self) -> str | None:
+        """ "too_small", "cut_off" or "too_close"."""
+        return self.metadata.get("cause")
+
+    @property
+    def face_size(self) -> float | None:
+        """The face's size in pixels."""
+        return self._figure("face_size")
+
+    @property
+    def min_face_size(self) -> float | None:
+        """The smallest face, in pixels, the stage judges."""
+        return self._figure("min_face_size")
+
+
 class EmbeddingInvalidError(InvalidArgumentError):
     """A stored embedding, the gallery, top_k or the threshold cannot be used."""
 
@@ -186,7 +245,27 @@ class RequestTooLargeError(FaceServiceError):
 
 class AuthenticationError(FaceServiceError):
     """The API key was missing or refused (UNAUTHENTICATED, PERMISSION_DENIED), e.g. by a
-    gateway in front of the service."""
+    gateway in front of the service, or it may not do what the request asked."""
+
+
+class PresentationAttackRelaxDeniedError(AuthenticationError):
+    """The call asked for a weaker presentation-attack mode than the server's default for
+    that RPC (e.g. OFF or REPORT on Verify), and this caller may not relax it: the server
+    allows that only for its relax keys or FACESVC_PRESENTATION_ATTACK_RELAX_ANYONE."""
+
+    REASON = "PRESENTATION_ATTACK_RELAX_DENIED"
+
+
+class FailedPreconditionError(FaceServiceError):
+    """The service is not configured for what the call asked (FAILED_PRECONDITION)."""
+
+
+class PresentationAttackUnavailableError(FailedPreconditionError):
+    """The call asked for the presentation-attack stage (REPORT or ENFORCE), which this
+    server runs with off for every RPC, its model not loaded (FACESVC_PRESENTATION_ATTACK
+    and FACESVC_PRESENTATION_ATTACK_ENROLL both off)."""
+
+    REASON = "PRESENTATION_ATTACK_UNAVAILABLE"
 
 
 class InternalError(FaceServiceError):
@@ -206,9 +285,13 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         FaceTooSmallError,
         LowQualityError,
         LivenessFailedError,
+        PresentationAttackError,
+        FaceNotScorableError,
         EmbeddingInvalidError,
         EmbeddingModelMismatchError,
         EngineNotReadyError,
+        PresentationAttackRelaxDeniedError,
+        PresentationAttackUnavailableError,
         InternalError,
     )
     if cls.REASON is not None
@@ -221,6 +304,7 @@ _BY_CODE: Mapping[StatusCode, type[FaceServiceError]] = {
     StatusCode.RESOURCE_EXHAUSTED: RequestTooLargeError,
     StatusCode.UNAUTHENTICATED: AuthenticationError,
     StatusCode.PERMISSION_DENIED: AuthenticationError,
+    StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
     StatusCode.INTERNAL: InternalError,
 }
 

@@ -22,6 +22,20 @@ class FaceSelection(enum.StrEnum):
     """Take the face nearest the centre of the image (press photos)."""
 
 
+class PresentationAttackMode(enum.StrEnum):
+    """What the presentation-attack stage (a live person, or a print or a screen held to the
+    camera?) does for one call (None: the server's default for that RPC, see
+    Health.presentation_attack)."""
+
+    OFF = "off"
+    """Skip the stage: no presentation_attack check, nothing refused by it."""
+    REPORT = "report"
+    """Run it and return its check in liveness_checks; refuse nothing."""
+    ENFORCE = "enforce"
+    """Refuse an attack (PresentationAttackError) and a face it cannot judge
+    (FaceNotScorableError)."""
+
+
 class ServingStatus(enum.StrEnum):
     """Whether the service serves requests now."""
 
@@ -145,15 +159,25 @@ class Face:
     """How many faces the detector found, the chosen one included."""
 
 
+#: The name of the presentation-attack stage's entry in `liveness_checks`.
+PRESENTATION_ATTACK_CHECK = "presentation_attack"
+
+
 @dataclass(frozen=True, slots=True)
 class LivenessCheck:
-    """The outcome of one basic liveness check."""
+    """The outcome of one liveness check: "sharpness", "illumination", "face_size",
+    "plausible_geometry", or "presentation_attack" (value: the live score 0-1, threshold:
+    the score a live face reaches; present unless the call's mode is OFF)."""
 
     name: str
     passed: bool
     value: float
     threshold: float
     detail: str
+
+
+def _check_named(checks: tuple[LivenessCheck, ...], name: str) -> LivenessCheck | None:
+    return next((check for check in checks if check.name == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +188,11 @@ class EnrollResult:
     quality: Quality
     face: Face
     liveness_checks: tuple[LivenessCheck, ...]
+
+    @property
+    def presentation_attack(self) -> LivenessCheck | None:
+        """The presentation-attack check (value: the live score); None when the stage was off."""
+        return _check_named(self.liveness_checks, PRESENTATION_ATTACK_CHECK)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what the CLI prints)."""
@@ -186,6 +215,11 @@ class VerifyResult:
     best_template_index: int
     """Which of the stored embeddings was closest."""
     liveness_checks: tuple[LivenessCheck, ...]
+
+    @property
+    def presentation_attack(self) -> LivenessCheck | None:
+        """The presentation-attack check (value: the live score); None when the stage was off."""
+        return _check_named(self.liveness_checks, PRESENTATION_ATTACK_CHECK)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what the CLI prints)."""
@@ -218,9 +252,33 @@ class IdentifyResult:
         """The closest identity when it matches; None when nobody in the gallery does."""
         return self.matches[0] if self.matches and self.matches[0].match else None
 
+    @property
+    def presentation_attack(self) -> LivenessCheck | None:
+        """The presentation-attack check (value: the live score); None when the stage was off."""
+        return _check_named(self.liveness_checks, PRESENTATION_ATTACK_CHECK)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what the CLI prints)."""
         return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class PresentationAttackInfo:
+    """How the service runs its presentation-attack stage (Health.presentation_attack)."""
+
+    mode: PresentationAttackMode | None
+    """The default of Verify and Identify (live camera frames); ENFORCE unless configured."""
+    enroll_mode: PresentationAttackMode | None
+    """The default of Enroll (often an existing photo); REPORT unless configured."""
+    threshold: float
+    """The live score (0-1) a face must reach to be taken for a live person."""
+    model: str
+    """The models that score faces; empty when the stage is off on the server."""
+    min_face_size: float
+    """The smallest face, in pixels, the stage judges (smaller: FACE_NOT_SCORABLE)."""
+    relaxable: bool
+    """Whether some or all callers may ask for a weaker mode than the default per call
+    (others get PresentationAttackRelaxDeniedError)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +297,8 @@ class Health:
     quality_threshold: float
     version: str
     uptime_seconds: float
+    presentation_attack: PresentationAttackInfo | None = None
+    """The presentation-attack stage; None from a service too old to have one."""
 
     @property
     def serving(self) -> bool:
