@@ -23,7 +23,7 @@ help:
 	@echo "make test   - run the test suite against a real server"
 	@echo "make lint   - ruff, mypy and a check that generated stubs are current"
 	@echo "make proto  - regenerate the committed Python stubs from protos/"
-	@echo "make eval   - accuracy of the pipeline on each labelled set in ../shared/faces"
+	@echo "make eval   - accuracy on each labelled set in ../shared, and presentation-attack APCER/BPCER"
 	@echo "make fuzz   - 10,000 hostile requests against a real server (make test sends 600)"
 	@echo "make soak   - minutes of load at saturation, memory sampled (bench/SOAK.md)"
 	@echo "make bench  - throughput and latency against the engine and DeepFace's REST API"
@@ -63,6 +63,7 @@ proto-check: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
+	$(PY) -m facesvc.tools.evaluate_pad
 
 fuzz: $(STAMP)
 	FACESVC_FUZZ_EXAMPLES=$${FACESVC_FUZZ_EXAMPLES:-10000} $(PY) -m pytest -q -s tests/test_fuzz.py

@@ -38,7 +38,7 @@ PAD_SETS: tuple[tuple[str, str, bool, str], ...] = (
 RECOGNITION_SETS: tuple[tuple[str, str], ...] = (
     ("celebs (press photos)", "faces/celebs/*.jpg"),
     ("yale (greyscale scans)", "faces/yale/*.png"),
-    ("orl (92x112 crops)", "faces/orl/*.png"),
+    ("orl (92x112 crops)", "faces/orl/*/*.png"),
     ("lfw-devtrain (press photos)", "lfw-devtrain/lfw/*/*.jpg"),
 )
 
