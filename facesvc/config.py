@@ -203,6 +203,17 @@ class Settings(BaseSettings):
     grace_seconds to finish) so clients balancing over a headless Service re-resolve DNS
     and reach pods added since; unset keeps connections open (see docs/SCALING.md)."""
 
+    templates: Literal["plain", "sealed", "both"] | None = None
+    """Templates Enroll hands out and Verify/Identify accept: plain (embedding values; sealed
+    templates still open when their key is held), sealed (AES-256-GCM blobs only; plain
+    embeddings refused with TEMPLATE_INVALID) or both (Enroll seals, either is accepted: a
+    migration). Unset: sealed when template_keys_file is set, else plain (docs/SECURITY.md)."""
+
+    template_keys_file: Path | None = None
+    """Key ring for sealed templates: one `id:base64key` line per 32-byte key, the first
+    seals, every line opens. Must not be open to group or others (chmod 600); reloaded on
+    SIGHUP or when the file changes, without a restart."""
+
     @field_validator("model", "detector")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -235,9 +246,22 @@ class Settings(BaseSettings):
         relax = {key.get_secret_value() for key in self.presentation_attack_relax_keys}
         if relax - set(self.all_api_keys()):
             raise ValueError("every presentation_attack_relax_keys entry must also be an API key (api_keys)")
+        if self.template_mode != "plain" and self.template_keys_file is None:
+            raise ValueError(f"templates={self.template_mode} needs template_keys_file (the key ring)")
+        if self.template_keys_file is not None:
+            from facesvc.engine.templates import KeyRing
+
+            if not self.template_keys_file.is_file():
+                raise ValueError(f"{self.template_keys_file} is not a readable file")
+            KeyRing.load(self.template_keys_file)  # its permissions and every line, at start-up
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
         return self
+
+    @property
+    def template_mode(self) -> str:
+        """templates, or its default."""
+        return self.templates or ("sealed" if self.template_keys_file is not None else "plain")
 
     @property
     def concurrent_rpcs(self) -> int:

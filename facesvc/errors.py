@@ -124,6 +124,20 @@ class EmbeddingModelMismatchError(FaceServiceError):
     suspicious = True
 
 
+class TemplateInvalidError(FaceServiceError):
+    """A sealed template does not open (altered, another key, unknown key id), or a plain
+    embedding was sent where only sealed templates are accepted."""
+
+    reason = "TEMPLATE_INVALID"
+    suspicious = True
+
+
+class SealingUnavailableError(FaceServiceError):
+    """Sealing was asked of a service that has no template key."""
+
+    reason = "SEALING_UNAVAILABLE"
+
+
 class OverloadedError(FaceServiceError):
     """More requests are in progress than FACESVC_MAX_CONCURRENT_RPCS allows: retry later."""
 

@@ -513,6 +513,10 @@ class FaceEngine:
                 break
         return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
 
+    def check_templates(self, stored: Sequence[StoredEmbedding], what: str) -> None:
+        """Validate stored embeddings as Verify does, without a photo (Reseal)."""
+        self._gallery(stored, self._models()[1], what)
+
     # ---- validation of what the caller stored ------------------------------------
 
     def _threshold(self, requested: float | None) -> float:

@@ -8,6 +8,7 @@ import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
 from facesvc.engine.presentation_attack import AttackMode
+from facesvc.engine.templates import Exported, SealedTemplate, Template, Templates
 from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
 from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
@@ -58,17 +59,41 @@ def stored_embeddings(messages: Iterable[pb.Embedding]) -> list[StoredEmbedding]
     return [stored_embedding(m) for m in messages]
 
 
-def gallery(call: IdentifyCall, dimension: int) -> Gallery:
-    """The Candidate messages and the packed gallery of a request, as one matrix."""
+def stored_template(message: pb.Embedding) -> Template:
+    """A plain embedding, or a sealed template (opened by facesvc.engine.templates)."""
+    if message.sealed:
+        return SealedTemplate(message.sealed, message.model, len(message.values))
+    return stored_embedding(message)
+
+
+def stored_templates(messages: Iterable[pb.Embedding]) -> list[Template]:
+    return [stored_template(m) for m in messages]
+
+
+def gallery(call: IdentifyCall, dimension: int, templates: Templates | None = None) -> Gallery:
+    """The Candidate messages, the packed and the sealed gallery of a request, as one matrix."""
     request = call.message
     if call.rows is not None:
+        if templates:
+            templates.allow_plain("candidates", len(call.rows.ids))
         listed = Gallery.rows(call.rows.ids, call.rows.matrix, call.rows.model)
+    elif call.sealed is not None and templates:
+        listed = templates.sealed_rows(call.sealed.ids, call.sealed.blobs, "candidates", call.sealed.model)
+    elif templates:
+        listed = templates.gallery(
+            [(m.id, stored_template(m.embedding)) for m in request.candidates], "candidates"
+        )
     else:
         listed = Gallery.of([Candidate(m.id, stored_embedding(m.embedding)) for m in request.candidates])
-    if not request.HasField("packed_candidates"):
-        return listed
-    packed = request.packed_candidates
-    return listed + Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+    if request.HasField("packed_candidates"):
+        packed = request.packed_candidates
+        if templates:
+            templates.allow_plain("packed_candidates", len(packed.ids) or len(packed.values))
+        listed += Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+    if templates and request.HasField("sealed_candidates"):
+        sealed = request.sealed_candidates
+        listed += templates.sealed_rows(list(sealed.ids), list(sealed.templates), "sealed_candidates")
+    return listed
 
 
 def optional_float(message: object, field: str) -> float | None:
@@ -77,6 +102,12 @@ def optional_float(message: object, field: str) -> float | None:
 
 def embedding_to_proto(values: np.ndarray, model: str) -> pb.Embedding:
     return pb.Embedding(values=values.tolist(), model=model)
+
+
+def template_to_proto(template: Exported) -> pb.Embedding:
+    if template.values is not None:
+        return embedding_to_proto(template.values, template.model)
+    return pb.Embedding(model=template.model, sealed=template.sealed, key_id=template.key_id)
 
 
 def quality_to_proto(quality: Quality) -> pb.Quality:

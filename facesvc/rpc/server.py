@@ -12,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.templates import Templates
 from facesvc.rpc.auth import PROBE_SERVICES, ApiKeyInterceptor
 from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
 from facesvc.rpc.request_log import RequestLogInterceptor
@@ -33,6 +34,8 @@ class FaceServer:
     _serving: threading.Event = field(default_factory=threading.Event)
     metrics: ServiceMetrics | None = None
     metrics_endpoint: MetricsEndpoint | None = None
+    #: The template policy and key ring (reloaded on SIGHUP by facesvc.rpc.workers).
+    templates: Templates | None = None
 
     @property
     def metrics_port(self) -> int | None:
@@ -103,7 +106,11 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
-    add_face_service(FaceServiceServicer(engine, is_serving=lambda: face_server.serving), server)
+    face_server.templates = Templates.configured(settings.template_mode, settings.template_keys_file)
+    servicer = FaceServiceServicer(
+        engine, is_serving=lambda: face_server.serving, templates=face_server.templates
+    )
+    add_face_service(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -9,6 +9,7 @@ import grpc
 
 from facesvc import __version__
 from facesvc.engine import FaceEngine
+from facesvc.engine.templates import Templates
 from facesvc.rpc import converters
 from facesvc.rpc.auth import RelaxPolicy
 from facesvc.rpc.guard import Guard, caller_gone, guarded
@@ -23,9 +24,16 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     """The facesvc.v1.FaceService implementation over one shared engine."""
 
     def __init__(
-        self, engine: FaceEngine, is_serving: Callable[[], bool], guard: Guard | None = None
+        self,
+        engine: FaceEngine,
+        is_serving: Callable[[], bool],
+        guard: Guard | None = None,
+        templates: Templates | None = None,
     ) -> None:
         self._engine = engine
+        self.templates = templates or Templates.configured(
+            engine.settings.template_mode, engine.settings.template_keys_file
+        )
         self.guard = guard or Guard(engine.settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
@@ -46,7 +54,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         )
         face = result.face
         return pb.EnrollResponse(
-            embedding=converters.embedding_to_proto(face.embedding, result.model),
+            embedding=converters.template_to_proto(self.templates.export(face.embedding, result.model)),
             quality=converters.quality_to_proto(face.quality),
             face=converters.face_to_proto(face),
             liveness_checks=converters.liveness_to_proto(face.liveness),
@@ -56,7 +64,9 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
         result = self._engine.verify(
             request.image,
-            converters.stored_embeddings(request.stored_embeddings),
+            self.templates.stored(
+                converters.stored_templates(request.stored_embeddings), "stored_embeddings"
+            ),
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
             caller_gone(context),
@@ -80,7 +90,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         request = call.message  # parsed by facesvc.rpc.wire.parse_identify
         result = self._engine.identify(
             request.image,
-            converters.gallery(call, self._engine.info().embedding_dim),
+            converters.gallery(call, self._engine.info().embedding_dim, self.templates),
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
@@ -120,7 +130,16 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
                 min_face_size=settings.presentation_attack_min_face_size,
                 relaxable=self._relax.relaxable,
             ),
+            templates=f"TEMPLATE_MODE_{self.templates.mode.name}",
+            template_key_id=self.templates.current_key_id,
         )
+
+    @guarded("Reseal")
+    def Reseal(self, request: pb.ResealRequest, context: grpc.ServicerContext) -> pb.ResealResponse:
+        resealed = self.templates.reseal(
+            converters.stored_templates(request.templates), self._engine.check_templates
+        )
+        return pb.ResealResponse(templates=[converters.template_to_proto(t) for t in resealed])
 
 
 def add_to_server(servicer: FaceServiceServicer, server: grpc.Server) -> None:

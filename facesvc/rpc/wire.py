@@ -10,6 +10,9 @@ writes, the float payloads are one column block of a (candidates x bytes) table 
 matrix is a copy of it. Anything else (mixed models or lengths, unpacked floats, fields
 in another order) is parsed by the real message, field by field, as before. The result
 is exact either way: a row is used only when its bytes equal the canonical encoding.
+A gallery of sealed templates (Embedding.sealed) takes the same path: when every raw
+embedding is the canonical encoding of one model tag and one blob length, the blobs are
+sliced out of the raw bytes and opened together (facesvc.engine.templates).
 """
 
 from __future__ import annotations
@@ -67,12 +70,22 @@ class Rows:
 
 
 @dataclass(frozen=True, slots=True)
+class SealedRows:
+    """The Candidate messages of a request when all are sealed alike: their blobs, unopened."""
+
+    ids: list[str]
+    blobs: list[bytes]
+    model: str  # the model tag sent beside the blobs, "" when none
+
+
+@dataclass(frozen=True, slots=True)
 class IdentifyCall:
     """What Identify's handler receives. `message` has every IdentifyRequest field; when
-    `rows` is set, read the candidates from it, not from `message.candidates`."""
+    `rows` or `sealed` is set, read the candidates from it, not from `message.candidates`."""
 
-    message: Any  # pb.IdentifyRequest, or its shadow when rows is set
+    message: Any  # pb.IdentifyRequest, or its shadow when rows or sealed is set
     rows: Rows | None
+    sealed: SealedRows | None = None
 
 
 def parse_identify(data: bytes) -> IdentifyCall:
@@ -82,17 +95,21 @@ def parse_identify(data: bytes) -> IdentifyCall:
     if not len(shadow.candidates):
         return IdentifyCall(shadow, None)
     rows = _canonical_rows(shadow.candidates)
+    if isinstance(rows, SealedRows):
+        return IdentifyCall(shadow, None, rows)
     if rows is None:
         return IdentifyCall(pb.IdentifyRequest.FromString(data), None)
     return IdentifyCall(shadow, rows)
 
 
-def _canonical_rows(candidates: Any) -> Rows | None:
+def _canonical_rows(candidates: Any) -> Rows | SealedRows | None:
     pairs: list[tuple[str, bytes]] = list(map(_ID_AND_EMBEDDING, candidates))  # one pass, in C
     try:
         first = pb.Embedding.FromString(pairs[0][1])
     except Exception:  # malformed: the real parser reports it
         return None
+    if first.sealed and not first.values:
+        return _canonical_sealed(pairs, first)
     length = len(first.values)
     if not length:
         return None
@@ -108,3 +125,16 @@ def _canonical_rows(candidates: Any) -> Rows | None:
         return None
     matrix = np.ascontiguousarray(table[:, start:end]).view("<f4").astype(np.float32, copy=False)
     return Rows(list(map(_FIRST, pairs)), matrix, first.model)
+
+
+def _canonical_sealed(pairs: list[tuple[str, bytes]], first: Any) -> SealedRows | None:
+    """Every raw embedding the canonical encoding of `first` but for the blob's bytes."""
+    size = len(first.sealed)
+    template = pb.Embedding(model=first.model, sealed=b"\0" * size, key_id=first.key_id).SerializeToString()
+    start = len(pb.Embedding(model=first.model, sealed=b"\0" * size).SerializeToString()) - size
+    head, tail = template[:start], template[start + size :]
+    raws = list(map(_SECOND, pairs))
+    if not all(len(raw) == len(template) and raw.startswith(head) and raw.endswith(tail) for raw in raws):
+        return None
+    end = start + size
+    return SealedRows(list(map(_FIRST, pairs)), [raw[start:end] for raw in raws], first.model)

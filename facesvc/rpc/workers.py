@@ -56,6 +56,9 @@ def serve(
     _on_stop_signals(stopping, settings.grace_seconds)
     engine = FaceEngine(settings)
     face_server = create_server(settings, engine, reuse_port=reuse_port)
+    if face_server.templates is not None:
+        templates = face_server.templates
+        signal.signal(signal.SIGHUP, lambda _signum, _frame: templates.reload())
     face_server.server.start()
     log.info("listening", extra={"port": face_server.port, "version": __version__, "status": "NOT_SERVING"})
     try:
@@ -133,6 +136,13 @@ def supervise(settings: Settings, processes: int) -> int:
             process.start()
             workers.append((process, parent_end))
         pod_metrics.serve()
+
+        def forward_sighup(signum: int, _frame: FrameType | None) -> None:  # the key ring's reload
+            for process, _ in workers:
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signum)
+
+        signal.signal(signal.SIGHUP, forward_sighup)
         pending = {process.pid for process, _ in workers}
         failed = False
         while pending and not stopping.is_set() and not failed:

@@ -26,6 +26,13 @@ class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SERVING_STATUS_UNSPECIFIED: _ClassVar[ServingStatus]
     SERVING_STATUS_SERVING: _ClassVar[ServingStatus]
     SERVING_STATUS_NOT_SERVING: _ClassVar[ServingStatus]
+
+class TemplateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TEMPLATE_MODE_UNSPECIFIED: _ClassVar[TemplateMode]
+    TEMPLATE_MODE_PLAIN: _ClassVar[TemplateMode]
+    TEMPLATE_MODE_SEALED: _ClassVar[TemplateMode]
+    TEMPLATE_MODE_BOTH: _ClassVar[TemplateMode]
 FACE_SELECTION_UNSPECIFIED: FaceSelection
 FACE_SELECTION_REJECT_MULTIPLE: FaceSelection
 FACE_SELECTION_LARGEST: FaceSelection
@@ -37,14 +44,22 @@ PRESENTATION_ATTACK_MODE_ENFORCE: PresentationAttackMode
 SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
+TEMPLATE_MODE_UNSPECIFIED: TemplateMode
+TEMPLATE_MODE_PLAIN: TemplateMode
+TEMPLATE_MODE_SEALED: TemplateMode
+TEMPLATE_MODE_BOTH: TemplateMode
 
 class Embedding(_message.Message):
-    __slots__ = ("values", "model")
+    __slots__ = ("values", "model", "sealed", "key_id")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    SEALED_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[float]
     model: str
-    def __init__(self, values: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ...) -> None: ...
+    sealed: bytes
+    key_id: str
+    def __init__(self, values: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., sealed: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class Quality(_message.Message):
     __slots__ = ("score", "sharpness", "brightness", "face_size")
@@ -185,7 +200,7 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack")
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack", "sealed_candidates")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -193,6 +208,7 @@ class IdentifyRequest(_message.Message):
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
+    SEALED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     top_k: int
@@ -200,7 +216,16 @@ class IdentifyRequest(_message.Message):
     face_selection: FaceSelection
     packed_candidates: PackedGallery
     presentation_attack: PresentationAttackMode
-    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ...) -> None: ...
+    sealed_candidates: SealedGallery
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ...) -> None: ...
+
+class SealedGallery(_message.Message):
+    __slots__ = ("ids", "templates")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    templates: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PackedGallery(_message.Message):
     __slots__ = ("ids", "values", "model")
@@ -245,7 +270,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -257,6 +282,8 @@ class HealthResponse(_message.Message):
     DEFAULT_FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     QUALITY_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -268,7 +295,9 @@ class HealthResponse(_message.Message):
     default_face_selection: FaceSelection
     quality_threshold: float
     presentation_attack: PresentationAttackInfo
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ...) -> None: ...
+    templates: TemplateMode
+    template_key_id: str
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")
@@ -285,3 +314,15 @@ class PresentationAttackInfo(_message.Message):
     min_face_size: float
     relaxable: bool
     def __init__(self, mode: _Optional[_Union[PresentationAttackMode, str]] = ..., enroll_mode: _Optional[_Union[PresentationAttackMode, str]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., min_face_size: _Optional[float] = ..., relaxable: _Optional[bool] = ...) -> None: ...
+
+class ResealRequest(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[Embedding]
+    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
+
+class ResealResponse(_message.Message):
+    __slots__ = ("templates",)
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    templates: _containers.RepeatedCompositeFieldContainer[Embedding]
+    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...

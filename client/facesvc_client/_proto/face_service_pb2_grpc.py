@@ -55,6 +55,11 @@ class FaceServiceStub:
                 request_serializer=facesvc_dot_v1_dot_face__service__pb2.HealthRequest.SerializeToString,
                 response_deserializer=facesvc_dot_v1_dot_face__service__pb2.HealthResponse.FromString,
                 _registered_method=True)
+        self.Reseal = channel.unary_unary(
+                '/facesvc.v1.FaceService/Reseal',
+                request_serializer=facesvc_dot_v1_dot_face__service__pb2.ResealRequest.SerializeToString,
+                response_deserializer=facesvc_dot_v1_dot_face__service__pb2.ResealResponse.FromString,
+                _registered_method=True)
 
 
 class FaceServiceServicer:
@@ -90,7 +95,9 @@ class FaceServiceServicer:
         Status codes and ErrorInfo reasons: those of Enroll, plus
         - INVALID_ARGUMENT: EMBEDDING_INVALID (no embedding, wrong length, NaN or
         infinite values, a threshold out of range), EMBEDDING_MODEL_MISMATCH
-        (an embedding made by another model than the one serving).
+        (an embedding made by another model than the one serving),
+        TEMPLATE_INVALID (a sealed template that does not open, or a plain
+        embedding where only sealed ones are accepted; with its index).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +128,22 @@ class FaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reseal(self, request, context):
+        """Reseal returns templates sealed under the service's current template key:
+        sealed ones (under any key of its ring) are opened and sealed again, plain
+        ones are sealed for the first time. It needs no photo, so a caller can move
+        its whole table to a new key, or from plain to sealed, in batches.
+
+        Status codes and ErrorInfo reasons:
+        - INVALID_ARGUMENT: TEMPLATE_INVALID (with the index of the template),
+        EMBEDDING_INVALID, EMBEDDING_MODEL_MISMATCH.
+        - FAILED_PRECONDITION: SEALING_UNAVAILABLE (no template key configured).
+        - UNAVAILABLE, INTERNAL: as for Enroll.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +166,11 @@ def add_FaceServiceServicer_to_server(servicer, server):
                     servicer.Health,
                     request_deserializer=facesvc_dot_v1_dot_face__service__pb2.HealthRequest.FromString,
                     response_serializer=facesvc_dot_v1_dot_face__service__pb2.HealthResponse.SerializeToString,
+            ),
+            'Reseal': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reseal,
+                    request_deserializer=facesvc_dot_v1_dot_face__service__pb2.ResealRequest.FromString,
+                    response_serializer=facesvc_dot_v1_dot_face__service__pb2.ResealResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -254,6 +282,33 @@ class FaceService:
             '/facesvc.v1.FaceService/Health',
             facesvc_dot_v1_dot_face__service__pb2.HealthRequest.SerializeToString,
             facesvc_dot_v1_dot_face__service__pb2.HealthResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reseal(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesvc.v1.FaceService/Reseal',
+            facesvc_dot_v1_dot_face__service__pb2.ResealRequest.SerializeToString,
+            facesvc_dot_v1_dot_face__service__pb2.ResealResponse.FromString,
             options,
             channel_credentials,
             insecure,
