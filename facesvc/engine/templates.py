@@ -33,6 +33,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -253,20 +255,34 @@ class KeyRing:
     def open_rows(
         self, blobs: Sequence[bytes], what: str, model_tag: str = ""
     ) -> tuple[FloatArray, list[str]]:
-        """Many blobs into one (N, D) matrix and each row's model. Rows shaped like the
-        first (the same key, model and dimension: a gallery's usual case) are decrypted
-        straight into the matrix; any other row is opened on its own."""
+        """Many blobs into one (N, D) matrix and each row's model. When every row is shaped
+        like the first (the same key, model and dimension: a gallery's usual case) the
+        slicing and decrypting run in C loops (map), about 1 us a row; otherwise, or when a
+        row does not open, row by row, which also finds the index of the bad one."""
         try:
             first = _header(blobs[0])
             key = self._key(first)
         except _Refused as refused:
             raise refused.at(what, 0) from None
+        prefix, length = blobs[0][: first.fixed_end], first.length
+        aad_end, nonce_end = first.aad_end, first.aad_end + NONCE_BYTES
+        if set(map(len, blobs)) == {length} and all(map(bytes.startswith, blobs, repeat(prefix))):
+            nonces = map(itemgetter(slice(aad_end, nonce_end)), blobs)
+            sealed = map(itemgetter(slice(nonce_end, None)), blobs)
+            aads = map(itemgetter(slice(None, aad_end)), blobs)
+            try:
+                data = b"".join(map(key.decrypt, nonces, sealed, aads))
+            except InvalidTag:
+                pass  # row by row below, to name the row
+            else:
+                if model_tag:
+                    _check_tag(model_tag, [first.model], what)
+                matrix = np.frombuffer(data, dtype="<f4").reshape(len(blobs), first.dimension)
+                return matrix.astype(np.float32, copy=False), [first.model] * len(blobs)
         count, step = len(blobs), 4 * first.dimension
         matrix = np.empty((count, first.dimension), dtype="<f4")
         rows = matrix.data.cast("B")
         models = [first.model] * count
-        prefix, length = blobs[0][: first.fixed_end], first.length
-        aad_end, nonce_end = first.aad_end, first.aad_end + NONCE_BYTES
         decrypt_into = key.decrypt_into
         for index, blob in enumerate(blobs):
             try:
