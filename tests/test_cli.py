@@ -3,6 +3,7 @@ port 0 with the real photos: JSON on stdout, words on stderr, an exit code per f
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
@@ -18,6 +19,7 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.templates import KeyRing
 from facesvc.rpc.server import FaceServer
 from facesvc_client.cli import Exit, main
 from tests import images
@@ -356,8 +358,21 @@ def test_a_weaker_mode_than_the_servers_is_refused(kiosk: Run, nuaa_file: Path) 
 # ---- client/examples/attendance.py ------------------------------------------------------
 
 
-def test_attendance_example(target: str, tmp_path: Path) -> None:
-    """Enroll three people into SQLite, then one Identify per frame marks who came."""
+@pytest.fixture
+def sealing_target(engine: FaceEngine, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A server that seals templates (its key file, one key "k1"), sharing the loaded engine."""
+    keys = tmp_path / "template-keys"
+    keys.write_text(KeyRing.generate_line("k1") + "\n")
+    keys.chmod(0o600)
+    face_server = start_server(Settings(port=0, host="127.0.0.1", template_keys_file=keys), engine)
+    yield f"127.0.0.1:{face_server.port}", keys
+    face_server.stop(None).wait()
+
+
+def test_attendance_example(sealing_target: tuple[str, Path], tmp_path: Path) -> None:
+    """Enroll three people into SQLite (sealed templates), then one Identify per frame marks
+    who came; after a key rotation `reseal` moves every row to the new key."""
+    target, keys = sealing_target
     db = tmp_path / "office.db"
 
     def attendance(*args: str | Path) -> list[dict[str, Any]]:
@@ -390,6 +405,17 @@ def test_attendance_example(target: str, tmp_path: Path) -> None:
     present = {row["employee"]: row["present"] for row in attendance("report")}
     assert present == {"id00": True, "id01": True, "id02": False}
     with sqlite3.connect(db) as connection:
-        rows = connection.execute("SELECT model, embedding FROM templates").fetchall()
+        rows = connection.execute("SELECT model, key_id, embedding FROM templates").fetchall()
     assert len(rows) == 3
-    assert all(model == json.loads(text)["model"] == "SFace" for model, text in rows)
+    for model, key_id, text in rows:
+        stored = json.loads(text)
+        assert model == stored["model"] == "SFace" and key_id == stored["key_id"] == "k1"
+        assert "values" not in stored and len(base64.b64decode(stored["sealed"])) > 4 * 128
+
+    keys.write_text(KeyRing.generate_line("k2") + "\n" + keys.read_text())  # k2 in front
+    assert attendance("reseal") == [{"status": "resealed", "templates": 3, "key_id": "k2"}]
+    with sqlite3.connect(db) as connection:
+        assert {k for (k,) in connection.execute("SELECT key_id FROM templates")} == {"k2"}
+    keys.write_text(keys.read_text().splitlines()[0] + "\n")  # k1 removed: the rows still open
+    again = attendance("mark", CELEBS / "img2.jpg")
+    assert [(m["status"], m.get("employee")) for m in again] == [("already_marked", "id00")]

@@ -5,6 +5,7 @@ reloaded, and nothing plain in the logs."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import struct
@@ -530,3 +531,48 @@ def test_the_blob_layout_is_as_documented() -> None:
     assert len(blob) == 22 + 12 + 4 * 128 + 16
     opened = ring.open(blob)
     assert np.array_equal(opened.values, values) and (opened.model, opened.key_id) == ("SFace", "k1")
+
+
+# ---- the SDK and the command line pass sealed templates through ---------------------------
+
+
+def test_the_sdk_and_the_cli_pass_sealed_templates_through_unchanged(
+    sealed_server: Sealing, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from facesvc_client import FaceClient, SealedTemplate, TemplateInvalidError, template_from_json
+    from facesvc_client.cli import Exit, main
+
+    target = f"127.0.0.1:{sealed_server.server.port}"
+    with FaceClient(target) as client:
+        stored = client.enroll(photo("img1.jpg")).embedding
+        assert isinstance(stored, SealedTemplate) and stored.key_id == "a-2026"
+        assert template_from_json(stored.to_json()) == stored
+        assert client.verify(photo("img2.jpg"), stored).match
+        others = [client.enroll(photo(n)).embedding for n in ("img13.jpg", "img16.jpg")]
+        gallery = {"id00": stored, "id01": others[0], "id02": others[1]}
+        assert client.identify(photo("img2.jpg"), gallery).best.id == "id00"  # type: ignore[union-attr]
+        (resealed,) = client.reseal([stored])
+        assert resealed.sealed != stored.sealed and client.verify(photo("img2.jpg"), resealed).match
+        assert client.health().templates == "sealed" and client.health().template_key_id == "a-2026"
+        broken = SealedTemplate(stored.sealed[:-1] + bytes([stored.sealed[-1] ^ 1]), "SFace")
+        with pytest.raises(TemplateInvalidError) as caught:
+            client.verify(photo("img2.jpg"), [stored, broken])
+        assert caught.value.metadata["index"] == "1" and caught.value.metadata["problem"] == "authentication"
+
+    def run(*args: str | Path) -> tuple[int, object]:
+        code = main(["--target", target, *map(str, args)])
+        out = capsys.readouterr().out
+        return code, (json.loads(out) if out.strip() else None)
+
+    code, enrolled = run("enroll", photo_path := CELEBS / "img1.jpg")
+    assert code == Exit.OK and set(enrolled["embedding"]) == {"model", "sealed", "key_id"}  # type: ignore[index]
+    saved = tmp_path / "alice.json"
+    saved.write_text(json.dumps(enrolled))
+    assert run("verify", CELEBS / "img2.jpg", "--embedding", saved)[0] == Exit.OK
+    code, resealed_out = run("reseal", saved)
+    assert code == Exit.OK and resealed_out[0]["key_id"] == "a-2026"  # type: ignore[index]
+    tampered = dict(enrolled["embedding"])  # type: ignore[index]
+    tampered["sealed"] = base64.b64encode(base64.b64decode(tampered["sealed"])[:-2] + b"zz").decode()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(tampered))
+    assert run("verify", photo_path, "--embedding", bad)[0] == Exit.TEMPLATE_INVALID

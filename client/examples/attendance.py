@@ -7,10 +7,16 @@ service detects and embeds the face once and compares it with the whole gallery.
     python attendance.py --db office.db enroll alice ../../../shared/faces/celebs/img1.jpg
     python attendance.py --db office.db mark frame-0001.jpg frame-0002.jpg
     python attendance.py --db office.db report
+    python attendance.py --db office.db reseal     # after the service's key was rotated
 
-Embeddings are stored as JSON with their model name (Embedding.to_json). When the
-service switches models, templates of the old model are skipped (with a warning) until
-the employee is enrolled again; sending them would be refused as EMBEDDING_MODEL_MISMATCH.
+Templates are stored sealed: the service (with FACESVC_TEMPLATE_KEYS_FILE) returns each
+embedding as an AES-256-GCM blob only it can open, so a stolen copy of this database
+holds no usable face data. enroll refuses to store a plain embedding unless given
+--allow-plain. Each template is stored as JSON with its model name and key id
+(SealedTemplate.to_json); `reseal` moves every row to the service's current key in
+batches, without any photo. When the service switches models, templates of the old model
+are skipped (with a warning) until the employee is enrolled again; sending them would be
+refused as EMBEDDING_MODEL_MISMATCH.
 """
 
 from __future__ import annotations
@@ -23,7 +29,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from facesvc_client import Candidate, Embedding, FaceClient, FaceServiceError, ImageRejectedError
+from facesvc_client import (
+    Candidate,
+    FaceClient,
+    FaceServiceError,
+    ImageRejectedError,
+    SealedTemplate,
+    template_from_json,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS employees (
@@ -34,7 +47,8 @@ CREATE TABLE IF NOT EXISTS templates (
     id          INTEGER PRIMARY KEY,
     employee_id TEXT NOT NULL REFERENCES employees(id),
     model       TEXT NOT NULL,   -- repeated from the JSON so a query can pick one model
-    embedding   TEXT NOT NULL,   -- Embedding.to_json(): {"model": ..., "values": [...]}
+    key_id      TEXT NOT NULL,   -- the key that sealed it ('' for a plain embedding)
+    embedding   TEXT NOT NULL,   -- SealedTemplate.to_json(): {"model", "sealed", "key_id"}
     source      TEXT NOT NULL,   -- the photo it came from
     quality     REAL NOT NULL
 );
@@ -60,7 +74,13 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def enroll(db: sqlite3.Connection, client: FaceClient, employee: str, photos: Sequence[Path]) -> int:
+def enroll(
+    db: sqlite3.Connection,
+    client: FaceClient,
+    employee: str,
+    photos: Sequence[Path],
+    allow_plain: bool = False,
+) -> int:
     """Enroll every photo of one employee; a refused photo is reported and skipped."""
     stored = 0
     for photo in photos:
@@ -75,17 +95,26 @@ def enroll(db: sqlite3.Connection, client: FaceClient, employee: str, photos: Se
                 detail=error.message,
             )
             continue
+        template = result.embedding
+        if not isinstance(template, SealedTemplate) and not allow_plain:
+            raise SystemExit(
+                "the service returned a plain embedding: give it a template key "
+                "(FACESVC_TEMPLATE_KEYS_FILE) so that this database holds sealed templates only, "
+                "or pass --allow-plain"
+            )
         with db:
             db.execute(
                 "INSERT OR IGNORE INTO employees (id, enrolled_at) VALUES (?, ?)",
                 (employee, now().isoformat()),
             )
             db.execute(
-                "INSERT INTO templates (employee_id, model, embedding, source, quality) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO templates (employee_id, model, key_id, embedding, source, quality) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     employee,
-                    result.embedding.model,
-                    result.embedding.to_json(),
+                    template.model,
+                    template.key_id if isinstance(template, SealedTemplate) else "",
+                    template.to_json(),
                     str(photo),
                     result.quality.score,
                 ),
@@ -98,7 +127,7 @@ def enroll(db: sqlite3.Connection, client: FaceClient, employee: str, photos: Se
 def gallery(db: sqlite3.Connection, model: str) -> list[Candidate]:
     """Every template made by `model`; an employee with several templates appears several times."""
     candidates = [
-        Candidate(employee, Embedding.from_json(text))
+        Candidate(employee, template_from_json(text))
         for employee, text in db.execute(
             "SELECT employee_id, embedding FROM templates WHERE model = ?", (model,)
         )
@@ -144,6 +173,25 @@ def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> 
     return counts
 
 
+def reseal(db: sqlite3.Connection, client: FaceClient, batch: int = 1000) -> int:
+    """Move every template not under the service's current key (or still plain) to it,
+    `batch` rows per Reseal call; each batch commits on its own, so it can be rerun."""
+    current = client.health().template_key_id
+    rows = db.execute(
+        "SELECT id, embedding FROM templates WHERE key_id != ? ORDER BY id", (current,)
+    ).fetchall()
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        resealed = client.reseal([template_from_json(text) for _, text in chunk])
+        with db:
+            db.executemany(
+                "UPDATE templates SET embedding = ?, key_id = ? WHERE id = ?",
+                [(t.to_json(), t.key_id, row_id) for (row_id, _), t in zip(chunk, resealed, strict=True)],
+            )
+    emit(status="resealed", templates=len(rows), key_id=current)
+    return len(rows)
+
+
 def report(db: sqlite3.Connection, day: str) -> list[dict[str, object]]:
     rows = db.execute(
         "SELECT e.id, a.first_seen, a.confidence FROM employees e "
@@ -179,21 +227,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     enroll_cmd = commands.add_parser("enroll", help="enroll one employee from one or more photos")
     enroll_cmd.add_argument("employee")
     enroll_cmd.add_argument("photos", nargs="+", type=Path)
+    enroll_cmd.add_argument(
+        "--allow-plain",
+        action="store_true",
+        help="store plain embeddings from a service without a template key",
+    )
     mark_cmd = commands.add_parser("mark", help="mark attendance from camera frames")
     mark_cmd.add_argument("frames", nargs="+", type=Path)
     report_cmd = commands.add_parser("report", help="who was present on a day")
     report_cmd.add_argument(
         "--day", default=now().date().isoformat(), help="YYYY-MM-DD (default: today, UTC)"
     )
+    commands.add_parser("reseal", help="move every template to the service's current key")
     args = parser.parse_args(argv)
 
     db = connect(args.db)
     try:
         with FaceClient(args.target) as client:
             if args.command == "enroll":
-                return 0 if enroll(db, client, args.employee, args.photos) else 1
+                return 0 if enroll(db, client, args.employee, args.photos, args.allow_plain) else 1
             if args.command == "mark":
                 mark(db, client, args.frames)
+                return 0
+            if args.command == "reseal":
+                reseal(db, client)
                 return 0
             report(db, args.day)
             return 0

@@ -38,8 +38,10 @@ from facesvc_client.errors import (
     PresentationAttackRelaxDeniedError,
     PresentationAttackUnavailableError,
     RequestTooLargeError,
+    SealingUnavailableError,
     ServiceUnavailableError,
     StatusCode,
+    TemplateInvalidError,
 )
 from facesvc_client.types import (
     BoundingBox,
@@ -57,8 +59,12 @@ from facesvc_client.types import (
     PresentationAttackInfo,
     PresentationAttackMode,
     Quality,
+    SealedTemplate,
     ServingStatus,
+    Template,
     VerifyResult,
+    template_from_dict,
+    template_from_json,
 )
 
 __all__ = [
@@ -105,10 +111,16 @@ __all__ = [
     "Quality",
     "RequestTooLargeError",
     "RetryPolicy",
+    "SealedTemplate",
+    "SealingUnavailableError",
     "ServiceUnavailableError",
     "ServingStatus",
     "StatusCode",
     "TLSConfig",
+    "Template",
+    "TemplateInvalidError",
     "VerifyResult",
     "__version__",
+    "template_from_dict",
+    "template_from_json",
 ]

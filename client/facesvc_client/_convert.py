@@ -28,17 +28,20 @@ from facesvc_client.types import (
     PresentationAttackInfo,
     PresentationAttackMode,
     Quality,
+    SealedTemplate,
     ServingStatus,
+    Template,
     VerifyResult,
     candidates_from,
 )
 
 #: A photo: a path, its bytes, or a file object opened in binary mode.
 ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
-#: Stored templates for `verify`: one embedding or several of the same person.
-StoredInput = Embedding | Iterable[Embedding]
-#: A gallery for `identify`: Candidates, or a mapping of id to one or more embeddings.
-GalleryInput = Mapping[str, Embedding | Iterable[Embedding]] | Iterable[Candidate]
+#: Stored templates for `verify`: one (plain or sealed) or several of the same person.
+StoredInput = Template | Iterable[Template]
+#: A gallery for `identify`: Candidates, or a mapping of id to one or more templates.
+GalleryInput = Mapping[str, Template | Iterable[Template]] | Iterable[Candidate]
+_TEMPLATE_MODES = {1: "plain", 2: "sealed", 3: "both"}
 
 _SELECTIONS: Mapping[FaceSelection | None, pb.FaceSelection] = {
     None: pb.FACE_SELECTION_UNSPECIFIED,
@@ -93,9 +96,11 @@ def _attack_mode(value: PresentationAttackMode | str | None) -> pb.PresentationA
     return _ATTACK_MODES[None if value is None else PresentationAttackMode(value)]
 
 
-def embedding_to_proto(embedding: Embedding) -> pb.Embedding:
+def embedding_to_proto(embedding: Template) -> pb.Embedding:
+    if isinstance(embedding, SealedTemplate):  # passed through unchanged
+        return pb.Embedding(sealed=embedding.sealed, model=embedding.model, key_id=embedding.key_id)
     if not isinstance(embedding, Embedding):
-        raise TypeError(f"expected an Embedding, got {type(embedding).__name__}")
+        raise TypeError(f"expected an Embedding or a SealedTemplate, got {type(embedding).__name__}")
     return pb.Embedding(values=embedding.values, model=embedding.model)
 
 
@@ -118,7 +123,7 @@ def verify_request(
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
 ) -> pb.VerifyRequest:
-    templates = [stored] if isinstance(stored, Embedding) else list(stored)
+    templates = [stored] if isinstance(stored, Embedding | SealedTemplate) else list(stored)
     request = pb.VerifyRequest(
         image=image,
         stored_embeddings=[embedding_to_proto(e) for e in templates],
@@ -139,8 +144,9 @@ def identify_request(
     presentation_attack: PresentationAttackMode | str | None = None,
 ) -> pb.IdentifyRequest:
     """A gallery of one model and one length (the usual case) travels as one packed block
-    of float32 rows, far cheaper for the service to parse than a message per candidate;
-    anything else as Candidate messages, so the service can say which entry is wrong."""
+    of float32 rows, far cheaper for the service to parse than a message per candidate,
+    and a gallery of sealed templates as one SealedGallery; anything else (mixed) as
+    Candidate messages, so the service can say which entry is wrong."""
     request = pb.IdentifyRequest(
         image=image,
         top_k=top_k,
@@ -151,10 +157,25 @@ def identify_request(
     for candidate in candidates:
         if not isinstance(candidate, Candidate):
             raise TypeError(f"expected a Candidate, got {type(candidate).__name__}")
-    shapes = {(c.embedding.model, c.embedding.dimension) for c in candidates}
-    if len(shapes) == 1:
+    shapes = {
+        (c.embedding.model, c.embedding.dimension if isinstance(c.embedding, Embedding) else -1)
+        for c in candidates
+    }
+    if candidates and all(isinstance(c.embedding, SealedTemplate) for c in candidates):
+        request.sealed_candidates.CopyFrom(
+            pb.SealedGallery(
+                ids=[c.id for c in candidates],
+                templates=[c.embedding.sealed for c in candidates if isinstance(c.embedding, SealedTemplate)],
+            )
+        )
+    elif len(shapes) == 1:
         ((model, _),) = shapes
-        rows = array.array("f", itertools.chain.from_iterable(c.embedding.values for c in candidates))
+        rows = array.array(
+            "f",
+            itertools.chain.from_iterable(
+                c.embedding.values for c in candidates if isinstance(c.embedding, Embedding)
+            ),
+        )
         if sys.byteorder == "big":
             rows.byteswap()  # the wire format is little-endian
         request.packed_candidates.CopyFrom(
@@ -169,8 +190,18 @@ def identify_request(
     return request
 
 
-def _embedding(message: pb.Embedding) -> Embedding:
+def _embedding(message: pb.Embedding) -> Template:
+    if message.sealed:
+        return SealedTemplate(message.sealed, message.model, message.key_id)
     return Embedding(tuple(_f32(v) for v in message.values), message.model)
+
+
+def reseal_request(templates: Iterable[Template]) -> pb.ResealRequest:
+    return pb.ResealRequest(templates=[embedding_to_proto(t) for t in templates])
+
+
+def reseal_result(message: pb.ResealResponse) -> list[SealedTemplate]:
+    return [SealedTemplate(t.sealed, t.model, t.key_id) for t in message.templates]
 
 
 def _quality(message: pb.Quality) -> Quality:
@@ -256,6 +287,8 @@ def health_result(message: pb.HealthResponse) -> Health:
         presentation_attack=_attack_info(message.presentation_attack)
         if message.HasField("presentation_attack")
         else None,
+        templates=_TEMPLATE_MODES.get(message.templates, ""),
+        template_key_id=message.template_key_id,
     )
 
 

@@ -24,6 +24,8 @@ from facesvc_client.types import (
     Health,
     IdentifyResult,
     PresentationAttackMode,
+    SealedTemplate,
+    Template,
     VerifyResult,
 )
 
@@ -103,6 +105,13 @@ class AsyncFaceClient:
             await _read(image), candidates, top_k, threshold, face_selection, presentation_attack
         )
         return _convert.identify_result(await self._call("Identify", request, timeout))
+
+    async def reseal(
+        self, templates: Sequence[Template], *, timeout: float | None = None
+    ) -> list[SealedTemplate]:
+        """See FaceClient.reseal."""
+        request = _convert.reseal_request(templates)
+        return _convert.reseal_result(await self._call("Reseal", request, timeout))
 
     async def health(self, *, timeout: float | None = None) -> Health:
         """See FaceClient.health."""

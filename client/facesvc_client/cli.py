@@ -33,9 +33,17 @@ from facesvc_client.errors import (
     NoFaceError,
     PresentationAttackError,
     RequestTooLargeError,
+    SealingUnavailableError,
     ServiceUnavailableError,
+    TemplateInvalidError,
 )
-from facesvc_client.types import Candidate, Embedding, FaceSelection, PresentationAttackMode
+from facesvc_client.types import (
+    Candidate,
+    FaceSelection,
+    PresentationAttackMode,
+    Template,
+    template_from_dict,
+)
 
 
 class Exit(enum.IntEnum):
@@ -68,6 +76,10 @@ class Exit(enum.IntEnum):
     """The face was taken for a print or a screen held to the camera."""
     FACE_NOT_SCORABLE = 20
     """The face is too small, cut off or too close to judge whether it is live: move, retry."""
+    TEMPLATE_INVALID = 21
+    """A sealed template does not open, or a plain one went to a sealed-only service."""
+    SEALING_UNAVAILABLE = 22
+    """reseal: the service has no template key."""
 
 
 _EXIT_FOR: Mapping[type[FaceServiceError], Exit] = {
@@ -83,6 +95,8 @@ _EXIT_FOR: Mapping[type[FaceServiceError], Exit] = {
     FaceNotScorableError: Exit.FACE_NOT_SCORABLE,
     EmbeddingInvalidError: Exit.EMBEDDING_INVALID,
     EmbeddingModelMismatchError: Exit.EMBEDDING_MODEL_MISMATCH,
+    TemplateInvalidError: Exit.TEMPLATE_INVALID,
+    SealingUnavailableError: Exit.SEALING_UNAVAILABLE,
     ServiceUnavailableError: Exit.UNAVAILABLE,
     DeadlineExceededError: Exit.DEADLINE_EXCEEDED,
     AuthenticationError: Exit.AUTHENTICATION,
@@ -193,6 +207,16 @@ def build_parser() -> argparse.ArgumentParser:
     identify.add_argument("--top-k", type=int, default=1, help="how many identities to list (default 1)")
     identify.add_argument("--threshold", type=_positive, help="distance threshold for this call")
 
+    reseal = command(
+        "reseal", "Print the templates of FILEs sealed under the service's current key (no photo needed)."
+    )
+    reseal.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="templates (plain or sealed), lists of them, or enroll output",
+    )
+
     command("health", "Print the serving model and configuration.")
     return parser
 
@@ -266,15 +290,21 @@ def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
     return result.to_dict(), result.best is not None
 
 
+def _reseal(client: FaceClient, args: argparse.Namespace) -> tuple[Any, bool]:
+    templates = [template for path in args.files for template in load_embeddings(path)]
+    return [template.to_dict() for template in client.reseal(templates)], True
+
+
 def _health(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     result = client.health()
     return result.to_dict(), result.serving
 
 
-_COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[dict[str, Any], bool]]] = {
+_COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[Any, bool]]] = {
     "enroll": _enroll,
     "verify": _verify,
     "identify": _identify,
+    "reseal": _reseal,
     "health": _health,
 }
 
@@ -282,8 +312,9 @@ _COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[dict[st
 # ---- input files ----------------------------------------------------------------------
 
 
-def load_embeddings(path: str) -> list[Embedding]:
-    """The embeddings in a JSON file: one embedding, enroll's output, or a list of either."""
+def load_embeddings(path: str) -> list[Template]:
+    """The templates in a JSON file (plain embeddings or sealed templates, passed through
+    unchanged): one, enroll's output, or a list of either."""
     try:
         return _embeddings_in(_json(path))
     except ValueError as error:
@@ -311,13 +342,13 @@ def load_gallery(path: str) -> list[Candidate]:
     return gallery
 
 
-def _embeddings_in(data: Any) -> list[Embedding]:
+def _embeddings_in(data: Any) -> list[Template]:
     items = data if isinstance(data, list) else [data]
     result = []
     for item in items:
         if isinstance(item, dict) and isinstance(item.get("embedding"), dict):
             item = item["embedding"]  # enroll's whole output
-        result.append(Embedding.from_dict(item))
+        result.append(template_from_dict(item))
     if not result:
         raise ValueError("no embedding found")
     return result

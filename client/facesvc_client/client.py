@@ -23,6 +23,8 @@ from facesvc_client.types import (
     Health,
     IdentifyResult,
     PresentationAttackMode,
+    SealedTemplate,
+    Template,
     VerifyResult,
 )
 
@@ -125,6 +127,12 @@ class FaceClient:
             _convert.read_image(image), candidates, top_k, threshold, face_selection, presentation_attack
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
+
+    def reseal(self, templates: Sequence[Template], *, timeout: float | None = None) -> list[SealedTemplate]:
+        """The templates sealed under the service's current key, in the same order: sealed
+        ones moved from an older key, plain ones sealed for the first time. No photo is
+        needed; migrate a table in batches (a few thousand per call)."""
+        return _convert.reseal_result(self._call("Reseal", _convert.reseal_request(templates), timeout))
 
     def health(self, *, timeout: float | None = None) -> Health:
         """The serving model and configuration. A service still loading answers with

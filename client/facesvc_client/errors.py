@@ -19,7 +19,9 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   │   ├── PresentationAttackError PRESENTATION_ATTACK (a print or a screen)
     │   │   └── FaceNotScorableError    FACE_NOT_SCORABLE (move and retry)
     │   ├── EmbeddingInvalidError       EMBEDDING_INVALID
-    │   └── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
+    │   ├── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
+    │   └── TemplateInvalidError        TEMPLATE_INVALID
+    ├── SealingUnavailableError         FAILED_PRECONDITION / SEALING_UNAVAILABLE
     ├── ServiceUnavailableError         UNAVAILABLE (retried by the SDK)
     │   └── EngineNotReadyError         ENGINE_NOT_READY
     ├── DeadlineExceededError           DEADLINE_EXCEEDED (also a TimeoutError)
@@ -224,6 +226,20 @@ class EmbeddingModelMismatchError(InvalidArgumentError):
     REASON = "EMBEDDING_MODEL_MISMATCH"
 
 
+class TemplateInvalidError(InvalidArgumentError):
+    """A sealed template does not open (altered, truncated, another deployment's key, an
+    unknown key id: metadata `problem`, `index`, `key_id`), or a plain embedding was sent
+    to a service that accepts sealed templates only."""
+
+    REASON = "TEMPLATE_INVALID"
+
+
+class SealingUnavailableError(FaceServiceError):
+    """`reseal` was asked of a service that has no template key."""
+
+    REASON = "SEALING_UNAVAILABLE"
+
+
 class ServiceUnavailableError(FaceServiceError):
     """The service cannot be reached, or is starting or stopping (UNAVAILABLE).
     Raised once the SDK's retries are spent."""
@@ -289,6 +305,8 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         FaceNotScorableError,
         EmbeddingInvalidError,
         EmbeddingModelMismatchError,
+        TemplateInvalidError,
+        SealingUnavailableError,
         EngineNotReadyError,
         PresentationAttackRelaxDeniedError,
         PresentationAttackUnavailableError,

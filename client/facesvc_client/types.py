@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import enum
 import json
@@ -99,12 +101,76 @@ class Embedding:
 
 
 @dataclass(frozen=True, slots=True)
+class SealedTemplate:
+    """A face template sealed by the service (AES-256-GCM under its template key): opaque
+    bytes that only a service holding the key can open. Enroll returns one instead of an
+    Embedding when the service seals; store it and pass it back unchanged wherever an
+    Embedding goes. `to_json()` / `from_json()` round-trip it (the bytes as base64)."""
+
+    sealed: bytes
+    model: str
+    key_id: str = ""
+    """The key that sealed it, for bookkeeping: which rows `reseal` still has to move."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sealed, bytes) or not self.sealed:
+            raise ValueError("a SealedTemplate needs the sealed bytes the service returned")
+        if not isinstance(self.model, str) or not self.model:
+            raise ValueError("a SealedTemplate needs the name of the model that made it")
+
+    def to_dict(self) -> dict[str, Any]:
+        """`{"model": ..., "sealed": base64, "key_id": ...}`: what `from_dict` and the CLI read."""
+        return {"model": self.model, "sealed": base64.b64encode(self.sealed).decode(), "key_id": self.key_id}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SealedTemplate:
+        """The inverse of `to_dict`; raises ValueError on anything else."""
+        model, sealed, key_id = data.get("model"), data.get("sealed"), data.get("key_id", "")
+        if not isinstance(model, str) or not model or not isinstance(key_id, str):
+            raise ValueError("a sealed template needs a non-empty 'model' string")
+        try:
+            blob = base64.b64decode(sealed, validate=True) if isinstance(sealed, str) else b""
+        except (binascii.Error, ValueError):
+            blob = b""
+        if not blob:
+            raise ValueError("a sealed template needs 'sealed', base64 text")
+        return cls(blob, model, key_id)
+
+    def to_json(self) -> str:
+        """Compact JSON text."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SealedTemplate:
+        """The inverse of `to_json`."""
+        return cls.from_dict(json.loads(text))
+
+
+#: A stored template: plain values, or sealed by the service.
+Template = Embedding | SealedTemplate
+
+
+def template_from_dict(data: Mapping[str, Any]) -> Template:
+    """An Embedding or a SealedTemplate, whichever `data` holds (their `to_dict` forms)."""
+    if not isinstance(data, Mapping):
+        raise ValueError(
+            f"a template is an object with model and values or sealed, not {type(data).__name__}"
+        )
+    return SealedTemplate.from_dict(data) if "sealed" in data else Embedding.from_dict(data)
+
+
+def template_from_json(text: str | bytes) -> Template:
+    """An Embedding or a SealedTemplate from its `to_json` text."""
+    return template_from_dict(json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """One gallery entry for `identify`: a person's id and one of their templates.
     An id may repeat for several templates of the same person."""
 
     id: str
-    embedding: Embedding
+    embedding: Template
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,9 +248,10 @@ def _check_named(checks: tuple[LivenessCheck, ...], name: str) -> LivenessCheck 
 
 @dataclass(frozen=True, slots=True)
 class EnrollResult:
-    """What `enroll` returns: the embedding to store, and what the service saw."""
+    """What `enroll` returns: the template to store (a SealedTemplate when the service
+    seals), and what the service saw."""
 
-    embedding: Embedding
+    embedding: Template
     quality: Quality
     face: Face
     liveness_checks: tuple[LivenessCheck, ...]
@@ -299,6 +366,11 @@ class Health:
     uptime_seconds: float
     presentation_attack: PresentationAttackInfo | None = None
     """The presentation-attack stage; None from a service too old to have one."""
+    templates: str = ""
+    """Which templates it hands out and accepts: "plain", "sealed" or "both" ("" when the
+    service does not say)."""
+    template_key_id: str = ""
+    """The key new templates are sealed with ("" without one)."""
 
     @property
     def serving(self) -> bool:
@@ -315,7 +387,7 @@ def _fields(value: Any) -> dict[str, Any]:
 
 def _plain(value: Any) -> Any:
     """JSON-ready data: dataclasses become dicts, tuples lists, enums their string value."""
-    if isinstance(value, Embedding):
+    if isinstance(value, Embedding | SealedTemplate):
         return value.to_dict()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _fields(value)
@@ -327,13 +399,13 @@ def _plain(value: Any) -> Any:
 
 
 def candidates_from(
-    gallery: Mapping[str, Embedding | Iterable[Embedding]] | Iterable[Candidate],
+    gallery: Mapping[str, Template | Iterable[Template]] | Iterable[Candidate],
 ) -> list[Candidate]:
-    """Normalise a gallery: Candidates as they are, or a mapping of id to one or more embeddings."""
+    """Normalise a gallery: Candidates as they are, or a mapping of id to one or more templates."""
     if isinstance(gallery, Mapping):
         result: list[Candidate] = []
         for identity, stored in gallery.items():
-            templates = [stored] if isinstance(stored, Embedding) else list(stored)
+            templates = [stored] if isinstance(stored, Embedding | SealedTemplate) else list(stored)
             result.extend(Candidate(identity, template) for template in templates)
         return result
     return list(gallery)
