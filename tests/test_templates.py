@@ -359,6 +359,9 @@ def test_rotation_reseal_moves_templates_to_the_new_key(
     photos = [photo(n) for n in ("img2.jpg", "img11.jpg", "img17.jpg")]
     under_a = [server.enroll(p) for p in photos]
     assert {t.key_id for t in under_a} == {"A"}
+    gallery_a = server.stub.Reseal(
+        pb.ResealRequest(templates=under_a, ids=["x", "y", "z"]), timeout=30
+    ).packed_gallery
     a_line = lines_of(keys)
     write_ring(keys, {"B": KeyRing.generate_line("B").split(":", 1)[1], **a_line})  # B in front
     verify = lambda t, p: server.stub.Verify(pb.VerifyRequest(image=p, stored_embeddings=[t]), timeout=30)  # noqa: E731
@@ -382,6 +385,11 @@ def test_rotation_reseal_moves_templates_to_the_new_key(
         after = verify(new, p)
         assert after.match and after.distance == pytest.approx(before.distance, abs=1e-6)
     assert verify(resealed[3], photos[0]).match  # the plain one, sealed by Reseal
+    _code, reason, metadata = server.refusal(
+        "Identify",
+        pb.IdentifyRequest(image=photos[0], sealed_candidates=pb.SealedGallery(packed=[gallery_a])),
+    )
+    assert (reason, metadata["problem"], metadata["key_id"]) == ("TEMPLATE_INVALID", "unknown_key", "A")
 
 
 def test_a_key_file_open_to_others_or_malformed_is_refused_at_start(
@@ -576,3 +584,51 @@ def test_the_sdk_and_the_cli_pass_sealed_templates_through_unchanged(
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(tampered))
     assert run("verify", photo_path, "--embedding", bad)[0] == Exit.TEMPLATE_INVALID
+
+
+# ---- sealed galleries: one blob for a whole gallery -----------------------------------------
+
+
+def test_a_sealed_gallery_from_reseal_identifies_as_the_templates_do_and_refuses_any_change(
+    sealed_server: Sealing, stub: pb_grpc.FaceServiceStub
+) -> None:
+    names = ["img1.jpg", "img2.jpg", "img13.jpg", "img16.jpg", "img17.jpg", "img20.jpg"]
+    templates = [sealed_server.enroll(photo(n)) for n in names]
+    response = sealed_server.stub.Reseal(pb.ResealRequest(templates=templates, ids=names), timeout=30)
+    assert not response.templates and response.packed_gallery[:3] == b"\xfa\xce\x02"
+    whole = response.packed_gallery
+    probe = photo("img4.jpg")
+    one_by_one = sealed_server.stub.Identify(
+        pb.IdentifyRequest(
+            image=probe,
+            top_k=6,
+            sealed_candidates=pb.SealedGallery(ids=names, templates=[t.sealed for t in templates]),
+        ),
+        timeout=30,
+    )
+    packed = sealed_server.stub.Identify(
+        pb.IdentifyRequest(image=probe, top_k=6, sealed_candidates=pb.SealedGallery(packed=[whole])),
+        timeout=30,
+    )
+    assert [(m.id, m.distance) for m in packed.matches] == [(m.id, m.distance) for m in one_by_one.matches]
+    assert packed.matches[0].id in ("img1.jpg", "img2.jpg") and packed.matches[0].match
+    # every byte of the header and tag, and every 7th of the rest, altered in turn
+    positions = sorted({*range(60), *range(len(whole) - 20, len(whole)), *range(60, len(whole), 7)})
+    for position in positions:
+        altered = bytearray(whole)
+        altered[position] ^= 0x41
+        code, reason, metadata = sealed_server.refusal(
+            "Identify",
+            pb.IdentifyRequest(
+                image=probe, sealed_candidates=pb.SealedGallery(packed=[whole, bytes(altered)])
+            ),
+        )
+        assert (code, reason, metadata["index"]) == (INVALID, "TEMPLATE_INVALID", "1"), position
+    assert sealed_server.serving()
+    # a sealed gallery is not a template, nor the other way round
+    for request in (
+        pb.VerifyRequest(image=probe, stored_embeddings=[pb.Embedding(sealed=whole)]),
+        pb.IdentifyRequest(image=probe, sealed_candidates=pb.SealedGallery(packed=[templates[0].sealed])),
+    ):
+        call = "Verify" if isinstance(request, pb.VerifyRequest) else "Identify"
+        assert sealed_server.refusal(call, request)[2]["problem"] == "version"

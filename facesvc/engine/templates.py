@@ -14,7 +14,12 @@ A sealed template is an opaque, versioned blob (integers big-endian):
 
 Everything before the nonce is the associated data, so the model tag, the dimension,
 the key id and the creation time are authenticated with the values: changing any
-byte of the blob makes it fail to open. The key ring (FACESVC_TEMPLATE_KEYS_FILE) holds
+byte of the blob makes it fail to open.
+
+A sealed gallery (Reseal with ids; Identify's sealed_candidates.packed) is the same
+with version byte 2, a 4-byte row count after the creation time, and as its plaintext
+the rows (count x dimension float32) followed by the ids joined by NUL: one AES-GCM open
+for a whole gallery instead of one per template. The key ring (FACESVC_TEMPLATE_KEYS_FILE) holds
 `id:base64key` lines; the first key seals, every key opens. Nothing here logs or
 returns an opened vector; refusals say why, never what the blob held.
 """
@@ -49,6 +54,7 @@ log = logging.getLogger("facesvc.security")
 
 MAGIC = b"\xfa\xce"
 VERSION = 1
+GALLERY_VERSION = 2
 NONCE_BYTES = 12
 TAG_BYTES = 16
 KEY_BYTES = 32
@@ -132,12 +138,12 @@ class _Header:
         return self.aad_end + NONCE_BYTES + 4 * self.dimension + TAG_BYTES
 
 
-def _header(blob: bytes) -> _Header:
+def _header(blob: bytes, version: int = VERSION) -> _Header:
     """Parse a blob's header; every way it can be malformed is a _Refused."""
     if len(blob) < 3 or blob[:2] != MAGIC:
         raise _Refused("not_sealed", "not a sealed template")
-    if blob[2] != VERSION:
-        raise _Refused("version", f"sealed template version {blob[2]} is not supported", version=blob[2])
+    if blob[2] != version:
+        raise _Refused("version", f"sealed template version {blob[2]} is not supported here", version=blob[2])
     try:
         key_length = blob[3]
         key_id = blob[4 : 4 + key_length].decode("ascii")
@@ -151,9 +157,28 @@ def _header(blob: bytes) -> _Header:
     if not _KEY_ID.fullmatch(key_id) or len(model) != model_length or not dimension:
         raise _Refused("malformed", "the sealed template is truncated or malformed")
     header = _Header(key_id, model, dimension, created, fixed_end + 8, fixed_end)
+    if version == GALLERY_VERSION:
+        return header
     if len(blob) != header.length:
         raise _Refused("malformed", "the sealed template is truncated or malformed")
     return header
+
+
+def _associated_data(version: int, key_id: str, model: str, dimension: int, created: int) -> bytes:
+    key, tag = key_id.encode("ascii"), model.encode("utf-8")
+    return b"".join(
+        (
+            MAGIC,
+            bytes((version, len(key))),
+            key,
+            bytes((len(tag),)),
+            tag,
+            _DIMENSION_AND_CREATED.pack(dimension, created),
+        )
+    )
+
+
+_COUNT = struct.Struct(">I")
 
 
 class KeyRing:
@@ -212,21 +237,46 @@ class KeyRing:
 
     def seal(self, values: FloatArray, model: str, created: int | None = None) -> bytes:
         """`values` sealed under the current key, with a fresh random nonce."""
-        key_id = self.current_id.encode("ascii")
-        model_tag = model.encode("utf-8")
-        aad = b"".join(
-            (
-                MAGIC,
-                bytes((VERSION, len(key_id))),
-                key_id,
-                bytes((len(model_tag),)),
-                model_tag,
-                _DIMENSION_AND_CREATED.pack(values.size, int(time.time()) if created is None else created),
-            )
-        )
+        when = int(time.time()) if created is None else created
+        aad = _associated_data(VERSION, self.current_id, model, values.size, when)
         nonce = os.urandom(NONCE_BYTES)
         data = np.ascontiguousarray(values, dtype="<f4").tobytes()
         return aad + nonce + self._keys[self.current_id].encrypt(nonce, data, aad)
+
+    def seal_gallery(self, ids: Sequence[str], matrix: FloatArray, model: str) -> bytes:
+        """A whole gallery, rows and ids, sealed as one blob under the current key."""
+        if any("\0" in identity or not identity for identity in ids):
+            raise EmbeddingInvalidError("Gallery ids must be non-empty and hold no NUL character.")
+        count, dimension = matrix.shape
+        aad = _associated_data(GALLERY_VERSION, self.current_id, model, dimension, int(time.time()))
+        aad += _COUNT.pack(count)
+        nonce = os.urandom(NONCE_BYTES)
+        data = np.ascontiguousarray(matrix, dtype="<f4").tobytes() + "\0".join(ids).encode("utf-8")
+        return aad + nonce + self._keys[self.current_id].encrypt(nonce, data, aad)
+
+    def open_gallery(self, blob: bytes) -> tuple[list[str], FloatArray, str]:
+        """A sealed gallery's ids, (N, D) rows and model; _Refused when it does not open."""
+        header = _header(blob, GALLERY_VERSION)
+        key = self._key(header)
+        aad_end = header.aad_end + _COUNT.size
+        nonce_end = aad_end + NONCE_BYTES
+        if len(blob) < nonce_end + TAG_BYTES:
+            raise _Refused("malformed", "the sealed gallery is truncated or malformed")
+        (count,) = _COUNT.unpack_from(blob, header.aad_end)
+        try:
+            data = key.decrypt(blob[aad_end:nonce_end], blob[nonce_end:], blob[:aad_end])
+        except InvalidTag:
+            raise _Refused(
+                "authentication", "the sealed gallery does not authenticate (altered, or another key)"
+            ) from None
+        size = 4 * count * header.dimension
+        ids = data[size:].decode("utf-8").split("\0") if count else []
+        if len(data) < size or len(ids) != count:  # authenticated, so only a bug of ours
+            raise _Refused("malformed", "the sealed gallery is malformed")
+        rows = np.frombuffer(data, dtype="<f4", count=count * header.dimension).reshape(
+            count, header.dimension
+        )
+        return ids, rows.astype(np.float32, copy=False), header.model
 
     def _key(self, header: _Header) -> AESGCM:
         key = self._keys.get(header.key_id)
@@ -418,10 +468,15 @@ class Templates:
         return Exported(model, sealed=ring.seal(values, model), key_id=ring.current_id)
 
     def reseal(
-        self, templates: Sequence[Template], check: Callable[[Sequence[StoredEmbedding], str], object]
-    ) -> list[Exported]:
+        self,
+        templates: Sequence[Template],
+        check: Callable[[Sequence[StoredEmbedding], str], object],
+        ids: Sequence[str] = (),
+    ) -> tuple[list[Exported], bytes]:
         """Every template sealed under the current key; `check` validates the opened values
-        as Verify would (length, NaN, zero, model). A resealed template keeps its creation time."""
+        as Verify would (length, NaN, zero, model). A resealed template keeps its creation
+        time. With `ids` (one per template) they come back as one sealed gallery instead
+        (and no templates); else the gallery is b""."""
         if self._keys is None:
             raise SealingUnavailableError(
                 "This service has no template key (FACESVC_TEMPLATE_KEYS_FILE); it cannot seal.",
@@ -440,10 +495,20 @@ class Templates:
                 opened.append(template)
                 created.append(None)
         check(opened, "templates")
-        return [
+        if ids and len(ids) != len(opened):
+            raise EmbeddingInvalidError(
+                f"ids has {len(ids)} entries for {len(opened)} templates; one id per template.",
+                ids=len(ids),
+                templates=len(opened),
+            )
+        if ids:
+            matrix = np.stack([t.values for t in opened]).astype(np.float32, copy=False)
+            return [], ring.seal_gallery(list(ids), matrix, opened[0].model)
+        resealed = [
             Exported(t.model, sealed=ring.seal(t.values, t.model, when), key_id=ring.current_id)
             for t, when in zip(opened, created, strict=True)
         ]
+        return resealed, b""
 
     # ---- in ---------------------------------------------------------------------------
 
@@ -492,6 +557,17 @@ class Templates:
         """Candidate messages, plain and sealed mixed: one Gallery, in their order."""
         stored = self.stored([template for _, template in entries], what)
         return Gallery.of([Candidate(identity, s) for (identity, _), s in zip(entries, stored, strict=True)])
+
+    def packed_galleries(self, blobs: Sequence[bytes], what: str) -> Gallery:
+        """Sealed galleries (SealedGallery.packed), each opened with one AES-GCM call."""
+        result = Gallery([], np.zeros((0, 0), dtype=np.float32), [])
+        for index, blob in enumerate(blobs):
+            try:
+                ids, rows, model = self._ring(what, index).open_gallery(blob)
+            except _Refused as refused:
+                raise refused.at(what, index) from None
+            result += Gallery.rows(ids, rows, model)
+        return result
 
     def sealed_rows(
         self, ids: Sequence[str], blobs: Sequence[bytes], what: str, model_tag: str = ""

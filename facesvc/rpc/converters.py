@@ -93,6 +93,7 @@ def gallery(call: IdentifyCall, dimension: int, templates: Templates | None = No
     if templates and request.HasField("sealed_candidates"):
         sealed = request.sealed_candidates
         listed += templates.sealed_rows(list(sealed.ids), list(sealed.templates), "sealed_candidates")
+        listed += templates.packed_galleries(list(sealed.packed), "sealed_candidates.packed")
     return listed
 
 

@@ -136,10 +136,12 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
 
     @guarded("Reseal")
     def Reseal(self, request: pb.ResealRequest, context: grpc.ServicerContext) -> pb.ResealResponse:
-        resealed = self.templates.reseal(
-            converters.stored_templates(request.templates), self._engine.check_templates
+        resealed, gallery = self.templates.reseal(
+            converters.stored_templates(request.templates), self._engine.check_templates, list(request.ids)
         )
-        return pb.ResealResponse(templates=[converters.template_to_proto(t) for t in resealed])
+        return pb.ResealResponse(
+            templates=[converters.template_to_proto(t) for t in resealed], packed_gallery=gallery
+        )
 
 
 def add_to_server(servicer: FaceServiceServicer, server: grpc.Server) -> None:

@@ -220,12 +220,14 @@ class IdentifyRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ...) -> None: ...
 
 class SealedGallery(_message.Message):
-    __slots__ = ("ids", "templates")
+    __slots__ = ("ids", "templates", "packed")
     IDS_FIELD_NUMBER: _ClassVar[int]
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     templates: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    packed: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[bytes]] = ..., packed: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PackedGallery(_message.Message):
     __slots__ = ("ids", "values", "model")
@@ -316,13 +318,17 @@ class PresentationAttackInfo(_message.Message):
     def __init__(self, mode: _Optional[_Union[PresentationAttackMode, str]] = ..., enroll_mode: _Optional[_Union[PresentationAttackMode, str]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., min_face_size: _Optional[float] = ..., relaxable: _Optional[bool] = ...) -> None: ...
 
 class ResealRequest(_message.Message):
-    __slots__ = ("templates",)
+    __slots__ = ("templates", "ids")
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[Embedding]
-    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ResealResponse(_message.Message):
-    __slots__ = ("templates",)
+    __slots__ = ("templates", "packed_gallery")
     TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_GALLERY_FIELD_NUMBER: _ClassVar[int]
     templates: _containers.RepeatedCompositeFieldContainer[Embedding]
-    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ...) -> None: ...
+    packed_gallery: bytes
+    def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., packed_gallery: _Optional[bytes] = ...) -> None: ...

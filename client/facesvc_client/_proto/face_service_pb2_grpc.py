@@ -132,7 +132,9 @@ class FaceServiceServicer:
         """Reseal returns templates sealed under the service's current template key:
         sealed ones (under any key of its ring) are opened and sealed again, plain
         ones are sealed for the first time. It needs no photo, so a caller can move
-        its whole table to a new key, or from plain to sealed, in batches.
+        its whole table to a new key, or from plain to sealed, in batches. Given
+        ids, it also seals the templates together as one gallery, the cheapest
+        form for Identify to open.
 
         Status codes and ErrorInfo reasons:
         - INVALID_ARGUMENT: TEMPLATE_INVALID (with the index of the template),
