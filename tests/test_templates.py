@@ -559,6 +559,8 @@ def test_the_sdk_and_the_cli_pass_sealed_templates_through_unchanged(
         others = [client.enroll(photo(n)).embedding for n in ("img13.jpg", "img16.jpg")]
         gallery = {"id00": stored, "id01": others[0], "id02": others[1]}
         assert client.identify(photo("img2.jpg"), gallery).best.id == "id00"  # type: ignore[union-attr]
+        whole = client.seal_gallery(gallery)
+        assert client.identify(photo("img2.jpg"), whole).best.id == "id00"  # type: ignore[union-attr]
         (resealed,) = client.reseal([stored])
         assert resealed.sealed != stored.sealed and client.verify(photo("img2.jpg"), resealed).match
         assert client.health().templates == "sealed" and client.health().template_key_id == "a-2026"

@@ -34,6 +34,7 @@ from facesvc_client import (
     FaceClient,
     FaceServiceError,
     ImageRejectedError,
+    SealedGallery,
     SealedTemplate,
     template_from_json,
 )
@@ -142,10 +143,15 @@ def gallery(db: sqlite3.Connection, model: str) -> list[Candidate]:
 
 
 def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> dict[str, int]:
-    """One Identify call per frame; the first sighting of an employee each day is recorded."""
-    candidates = gallery(db, client.health().model)
-    if not candidates:
+    """One Identify call per frame; the first sighting of an employee each day is recorded.
+    With sealed templates the gallery is sealed once as a whole (seal_gallery), which the
+    service opens with one decryption per frame instead of one per template."""
+    templates = gallery(db, client.health().model)
+    if not templates:
         raise SystemExit("nobody is enrolled yet: run the enroll command first")
+    candidates: list[Candidate] | SealedGallery = templates
+    if all(isinstance(c.embedding, SealedTemplate) for c in templates):
+        candidates = client.seal_gallery(templates)
     counts: dict[str, int] = {}
     for frame in frames:
         extra: dict[str, object]

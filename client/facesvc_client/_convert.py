@@ -28,6 +28,7 @@ from facesvc_client.types import (
     PresentationAttackInfo,
     PresentationAttackMode,
     Quality,
+    SealedGallery,
     SealedTemplate,
     ServingStatus,
     Template,
@@ -40,7 +41,7 @@ ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 #: Stored templates for `verify`: one (plain or sealed) or several of the same person.
 StoredInput = Template | Iterable[Template]
 #: A gallery for `identify`: Candidates, or a mapping of id to one or more templates.
-GalleryInput = Mapping[str, Template | Iterable[Template]] | Iterable[Candidate]
+GalleryInput = Mapping[str, Template | Iterable[Template]] | Iterable[Candidate] | SealedGallery
 _TEMPLATE_MODES = {1: "plain", 2: "sealed", 3: "both"}
 
 _SELECTIONS: Mapping[FaceSelection | None, pb.FaceSelection] = {
@@ -153,6 +154,11 @@ def identify_request(
         face_selection=_selection(face_selection),
         presentation_attack=_attack_mode(presentation_attack),
     )
+    if threshold is not None:
+        request.threshold = threshold
+    if isinstance(gallery, SealedGallery):
+        request.sealed_candidates.packed.append(gallery.sealed)
+        return request
     candidates = candidates_from(gallery)
     for candidate in candidates:
         if not isinstance(candidate, Candidate):
@@ -185,8 +191,6 @@ def identify_request(
         request.candidates.extend(
             pb.Candidate(id=c.id, embedding=embedding_to_proto(c.embedding)) for c in candidates
         )
-    if threshold is not None:
-        request.threshold = threshold
     return request
 
 
@@ -196,8 +200,15 @@ def _embedding(message: pb.Embedding) -> Template:
     return Embedding(tuple(_f32(v) for v in message.values), message.model)
 
 
-def reseal_request(templates: Iterable[Template]) -> pb.ResealRequest:
-    return pb.ResealRequest(templates=[embedding_to_proto(t) for t in templates])
+def reseal_request(templates: Iterable[Template], ids: Iterable[str] = ()) -> pb.ResealRequest:
+    return pb.ResealRequest(templates=[embedding_to_proto(t) for t in templates], ids=list(ids))
+
+
+def seal_gallery_request(gallery: GalleryInput) -> pb.ResealRequest:
+    if isinstance(gallery, SealedGallery):
+        raise TypeError("the gallery is sealed already")
+    candidates = candidates_from(gallery)
+    return reseal_request([c.embedding for c in candidates], [c.id for c in candidates])
 
 
 def reseal_result(message: pb.ResealResponse) -> list[SealedTemplate]:

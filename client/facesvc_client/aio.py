@@ -24,6 +24,7 @@ from facesvc_client.types import (
     Health,
     IdentifyResult,
     PresentationAttackMode,
+    SealedGallery,
     SealedTemplate,
     Template,
     VerifyResult,
@@ -112,6 +113,11 @@ class AsyncFaceClient:
         """See FaceClient.reseal."""
         request = _convert.reseal_request(templates)
         return _convert.reseal_result(await self._call("Reseal", request, timeout))
+
+    async def seal_gallery(self, candidates: GalleryInput, *, timeout: float | None = None) -> SealedGallery:
+        """See FaceClient.seal_gallery."""
+        response = await self._call("Reseal", _convert.seal_gallery_request(candidates), timeout)
+        return SealedGallery(response.packed_gallery)
 
     async def health(self, *, timeout: float | None = None) -> Health:
         """See FaceClient.health."""

@@ -23,6 +23,7 @@ from facesvc_client.types import (
     Health,
     IdentifyResult,
     PresentationAttackMode,
+    SealedGallery,
     SealedTemplate,
     Template,
     VerifyResult,
@@ -133,6 +134,13 @@ class FaceClient:
         ones moved from an older key, plain ones sealed for the first time. No photo is
         needed; migrate a table in batches (a few thousand per call)."""
         return _convert.reseal_result(self._call("Reseal", _convert.reseal_request(templates), timeout))
+
+    def seal_gallery(self, candidates: GalleryInput, *, timeout: float | None = None) -> SealedGallery:
+        """The whole gallery (plain or sealed templates, as for `identify`) sealed by the
+        service as one blob: pass it to `identify` in place of the templates; opening it
+        costs one decryption instead of one per template."""
+        response = self._call("Reseal", _convert.seal_gallery_request(candidates), timeout)
+        return SealedGallery(response.packed_gallery)
 
     def health(self, *, timeout: float | None = None) -> Health:
         """The serving model and configuration. A service still loading answers with

@@ -150,6 +150,16 @@ class SealedTemplate:
 Template = Embedding | SealedTemplate
 
 
+@dataclass(frozen=True, slots=True)
+class SealedGallery:
+    """A whole gallery, templates and ids, sealed by the service as one blob
+    (`FaceClient.seal_gallery`): the cheapest form for `identify` to open (one decryption
+    instead of one per template). Store its bytes; rebuild it when the gallery changes or
+    the service's key rotates."""
+
+    sealed: bytes
+
+
 def template_from_dict(data: Mapping[str, Any]) -> Template:
     """An Embedding or a SealedTemplate, whichever `data` holds (their `to_dict` forms)."""
     if not isinstance(data, Mapping):
