@@ -21,7 +21,6 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   ├── EmbeddingInvalidError       EMBEDDING_INVALID
     │   ├── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
     │   └── TemplateInvalidError        TEMPLATE_INVALID
-    ├── SealingUnavailableError         FAILED_PRECONDITION / SEALING_UNAVAILABLE
     ├── ServiceUnavailableError         UNAVAILABLE (retried by the SDK)
     │   └── EngineNotReadyError         ENGINE_NOT_READY
     ├── DeadlineExceededError           DEADLINE_EXCEEDED (also a TimeoutError)
@@ -30,8 +29,9 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   └── PresentationAttackRelaxDeniedError
     │                                   PRESENTATION_ATTACK_RELAX_DENIED
     ├── FailedPreconditionError         FAILED_PRECONDITION
-    │   └── PresentationAttackUnavailableError
-    │                                   PRESENTATION_ATTACK_UNAVAILABLE
+    │   ├── PresentationAttackUnavailableError
+    │   │                               PRESENTATION_ATTACK_UNAVAILABLE
+    │   └── SealingUnavailableError     SEALING_UNAVAILABLE
     └── InternalError                   INTERNAL
 """
 
@@ -234,12 +234,6 @@ class TemplateInvalidError(InvalidArgumentError):
     REASON = "TEMPLATE_INVALID"
 
 
-class SealingUnavailableError(FaceServiceError):
-    """`reseal` was asked of a service that has no template key."""
-
-    REASON = "SEALING_UNAVAILABLE"
-
-
 class ServiceUnavailableError(FaceServiceError):
     """The service cannot be reached, or is starting or stopping (UNAVAILABLE).
     Raised once the SDK's retries are spent."""
@@ -274,6 +268,12 @@ class PresentationAttackRelaxDeniedError(AuthenticationError):
 
 class FailedPreconditionError(FaceServiceError):
     """The service is not configured for what the call asked (FAILED_PRECONDITION)."""
+
+
+class SealingUnavailableError(FailedPreconditionError):
+    """`reseal` or `seal_gallery` was asked of a service that has no template key."""
+
+    REASON = "SEALING_UNAVAILABLE"
 
 
 class PresentationAttackUnavailableError(FailedPreconditionError):
