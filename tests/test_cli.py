@@ -228,6 +228,8 @@ def test_exit_codes_are_stable() -> None:
         ],
         ("PRESENTATION_ATTACK", 19),
         ("FACE_NOT_SCORABLE", 20),
+        ("TEMPLATE_INVALID", 21),
+        ("SEALING_UNAVAILABLE", 22),
     ]
 
 
