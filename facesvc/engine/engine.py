@@ -513,6 +513,65 @@ class FaceEngine:
                 break
         return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
 
+    # ---- an analysed face against templates (the liveness session's best frame) ----
+
+    def check_templates(self, stored: Sequence[StoredEmbedding] = (), gallery: Gallery | None = None) -> None:
+        """Validate templates before any face is analysed (EmbeddingInvalidError, ...)."""
+        _, recognizer = self._models()
+        if stored:
+            self._gallery(stored, recognizer, what="stored_embeddings")
+        if gallery is not None:
+            self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+
+    def compare(
+        self, face: AnalysedFace, stored: Sequence[StoredEmbedding], threshold: float | None = None
+    ) -> Verification:
+        """Verify's comparison for a face already analysed."""
+        _, recognizer = self._models()
+        matrix = self._gallery(stored, recognizer, what="stored_embeddings")
+        limit = self._threshold(threshold)
+        dists = matching.distances(face.embedding, matrix, recognizer.metric)
+        best = int(np.argmin(dists))
+        distance = float(dists[best])
+        return Verification(
+            face=face,
+            model=recognizer.name,
+            match=distance <= limit,
+            confidence=matching.confidence(distance, limit),
+            distance=distance,
+            threshold=limit,
+            best_template_index=best,
+        )
+
+    def rank(
+        self, face: AnalysedFace, gallery: Gallery, top_k: int = 1, threshold: float | None = None
+    ) -> Identification:
+        """Identify's ranking for a face already analysed."""
+        _, recognizer = self._models()
+        matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        limit = self._threshold(threshold)
+        dists = matching.distances(face.embedding, matrix, recognizer.metric)
+        wanted = max(top_k, 1)
+        ranked: list[IdentityMatch] = []
+        seen: set[str] = set()
+        for row in matching.nearest_first(dists, wanted):
+            identity = gallery.ids[row]
+            if identity in seen:
+                continue
+            seen.add(identity)
+            distance = float(dists[row])
+            ranked.append(
+                IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
+            )
+            if len(ranked) == wanted:
+                break
+        return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
+
+    def distance(self, first: FloatArray, second: FloatArray) -> float:
+        """The model's distance between two embeddings it made."""
+        _, recognizer = self._models()
+        return float(matching.distances(first, second[np.newaxis, :], recognizer.metric)[0])
+
     # ---- validation of what the caller stored ------------------------------------
 
     def _threshold(self, requested: float | None) -> float:

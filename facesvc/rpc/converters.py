@@ -8,7 +8,16 @@ import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
 from facesvc.engine.presentation_attack import AttackMode
-from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
+from facesvc.engine.liveness_session import Challenge, Feedback, Prompt, SessionResult, Started, Templates
+from facesvc.engine.types import (
+    AnalysedFace,
+    Identification,
+    IdentityMatch,
+    LivenessCheck,
+    Point,
+    Quality,
+    Verification,
+)
 from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
 
@@ -121,3 +130,130 @@ def matches_to_proto(matches: Sequence[IdentityMatch]) -> list[pb.IdentityMatch]
         pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match)
         for m in matches
     ]
+
+
+# ---- CheckLiveness ------------------------------------------------------------------------
+
+_CHALLENGES = {
+    Challenge.BLINK: pb.LIVENESS_CHALLENGE_BLINK,
+    Challenge.TURN_LEFT: pb.LIVENESS_CHALLENGE_TURN_LEFT,
+    Challenge.TURN_RIGHT: pb.LIVENESS_CHALLENGE_TURN_RIGHT,
+}
+
+
+def liveness_templates(start: pb.LivenessStart, dimension: int) -> Templates:
+    """The templates of a LivenessStart: stored embeddings, a gallery, or none."""
+    gallery = None
+    if len(start.candidates) or start.HasField("packed_candidates"):
+        listed = Gallery.of([Candidate(m.id, stored_embedding(m.embedding)) for m in start.candidates])
+        if start.HasField("packed_candidates"):
+            packed = start.packed_candidates
+            listed = listed + Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+        gallery = listed
+    return Templates(
+        stored=stored_embeddings(start.stored_embeddings),
+        gallery=gallery,
+        top_k=start.top_k,
+        threshold=optional_float(start, "threshold"),
+    )
+
+
+def prompt_to_proto(prompt: Prompt) -> pb.LivenessPrompt:
+    return pb.LivenessPrompt(
+        challenge=_CHALLENGES[prompt.challenge],
+        index=prompt.index,
+        count=prompt.count,
+        timeout_seconds=prompt.timeout_seconds,
+    )
+
+
+def started_to_proto(started: Started) -> pb.LivenessResponse:
+    policy = started.policy
+    return pb.LivenessResponse(
+        started=pb.LivenessStarted(
+            session_id=started.session_id,
+            prompt=prompt_to_proto(started.prompt),
+            max_frames=policy.max_frames,
+            max_frame_bytes=policy.max_frame_bytes,
+            max_session_seconds=policy.max_session_seconds,
+            min_frame_rate=policy.min_frame_rate,
+            max_frame_rate=policy.max_frame_rate,
+        )
+    )
+
+
+def feedback_to_proto(feedback: Feedback) -> pb.LivenessResponse:
+    return pb.LivenessResponse(
+        feedback=pb.LivenessFeedback(
+            advice=f"LIVENESS_ADVICE_{feedback.advice.value}",
+            face=face_to_proto(feedback.face) if feedback.face is not None else None,
+            prompt=prompt_to_proto(feedback.prompt),
+            progress=feedback.progress,
+            prompts_met=feedback.prompts_met,
+            frame_index=feedback.frame_index,
+        )
+    )
+
+
+def result_to_proto(result: SessionResult) -> pb.LivenessResponse:
+    message = pb.LivenessResult(
+        outcome=pb.LIVENESS_OUTCOME_PASSED if result.passed else pb.LIVENESS_OUTCOME_FAILED,
+        failure=f"LIVENESS_FAILURE_{result.failure.value}"
+        if result.failure
+        else pb.LIVENESS_FAILURE_UNSPECIFIED,
+        detail=result.detail,
+        score=result.score,
+        session_id=result.session_id,
+        frames=result.frames,
+        prompts_met=result.prompts_met,
+        token=result.token,
+    )
+    best = result.best
+    if best is not None:
+        message.embedding.CopyFrom(embedding_to_proto(best.embedding, result.model))
+        message.quality.CopyFrom(quality_to_proto(best.quality))
+        message.face.CopyFrom(face_to_proto(best))
+        message.liveness_checks.extend(liveness_to_proto(best.liveness))
+    if result.verification is not None:
+        message.verify.CopyFrom(verification_to_proto(result.verification))
+    if result.identification is not None:
+        message.identify.CopyFrom(identification_to_proto(result.identification))
+    return pb.LivenessResponse(result=message)
+
+
+def verification_to_proto(result: Verification) -> pb.VerifyResponse:
+    return pb.VerifyResponse(
+        match=result.match,
+        confidence=result.confidence,
+        distance=result.distance,
+        threshold=result.threshold,
+        model=result.model,
+        quality=quality_to_proto(result.face.quality),
+        face=face_to_proto(result.face),
+        best_template_index=result.best_template_index,
+        liveness_checks=liveness_to_proto(result.face.liveness),
+    )
+
+
+def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
+    return pb.IdentifyResponse(
+        matches=matches_to_proto(result.matches),
+        threshold=result.threshold,
+        model=result.model,
+        quality=quality_to_proto(result.face.quality),
+        face=face_to_proto(result.face),
+        liveness_checks=liveness_to_proto(result.face.liveness),
+    )
+
+
+def failure_of(response: pb.LivenessResponse) -> tuple[str, dict[str, str]]:
+    """The failure reason a FAILED result carries, else ''."""
+    if response.HasField("result") and response.result.outcome == pb.LIVENESS_OUTCOME_FAILED:
+        result = response.result
+        reason = pb.LivenessFailure.Name(result.failure).removeprefix("LIVENESS_FAILURE_")
+        return reason, {
+            "detail": result.detail,
+            "frames": str(result.frames),
+            "session_id": result.session_id,
+        }
+    return "", {}

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
 from facesvc import __version__
 from facesvc.engine import FaceEngine
+from facesvc.engine.liveness_session import LivenessSessions, SessionObserver
+from facesvc.errors import LivenessSessionError, RequestAbandonedError
 from facesvc.rpc import converters
 from facesvc.rpc.auth import RelaxPolicy
-from facesvc.rpc.guard import Guard, caller_gone, guarded
+from facesvc.rpc.guard import Guard, caller_gone, guarded, guarded_stream
 from facesvc.rpc.wire import IdentifyCall, parse_identify
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
@@ -23,10 +28,17 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     """The facesvc.v1.FaceService implementation over one shared engine."""
 
     def __init__(
-        self, engine: FaceEngine, is_serving: Callable[[], bool], guard: Guard | None = None
+        self,
+        engine: FaceEngine,
+        is_serving: Callable[[], bool],
+        guard: Guard | None = None,
+        session_metrics: SessionObserver | None = None,
     ) -> None:
         self._engine = engine
         self.guard = guard or Guard(engine.settings)
+        self.session_metrics = session_metrics
+        self.failure_of = converters.failure_of
+        self._sessions = LivenessSessions(engine, engine.settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
         settings = engine.settings
@@ -97,6 +109,49 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_checks=converters.liveness_to_proto(result.face.liveness),
         )
 
+    @guarded_stream("CheckLiveness")
+    def CheckLiveness(
+        self, requests: Iterator[pb.LivenessRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.LivenessResponse]:
+        incoming = _Incoming(requests)
+        try:
+            yield from self._session(incoming, context)
+        finally:
+            incoming.close()
+
+    def _session(self, incoming: _Incoming, context: grpc.ServicerContext) -> Iterator[pb.LivenessResponse]:
+        gone = caller_gone(context)
+        first = incoming.next(self._sessions.policy.max_session_seconds)
+        if first is None or first is _TIMEOUT or not first.HasField("start"):
+            raise LivenessSessionError("The stream must open with a LivenessStart.")
+        start = first.start
+        session = self._sessions.open(
+            converters.liveness_templates(start, self._engine.info().embedding_dim),
+            converters.face_selection(start.face_selection),
+            start.frame_rate,
+            self.session_metrics,
+        )
+        yield converters.started_to_proto(session.start())
+        while True:
+            remaining = context.time_remaining()
+            wait = session.seconds_left() if remaining is None else min(remaining, session.seconds_left())
+            request = incoming.next(max(wait, 0.0))
+            if gone():
+                raise RequestAbandonedError("the caller went away between frames")
+            if request is _TIMEOUT:
+                yield converters.result_to_proto(session.expire())
+                return
+            if request is None:
+                yield converters.result_to_proto(session.stream_ended())
+                return
+            if not request.HasField("frame"):
+                raise LivenessSessionError("Only frames may follow the LivenessStart.")
+            outcome = session.frame(request.frame.image, request.frame.capture_time, gone)
+            yield converters.feedback_to_proto(outcome.feedback)
+            if outcome.result is not None:
+                yield converters.result_to_proto(outcome.result)
+                return
+
     @guarded("Health", admit=False)
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         info = self._engine.info()
@@ -123,11 +178,60 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         )
 
 
+_TIMEOUT: Any = object()
+
+
+class _Incoming:
+    """The kiosk's messages, read on a thread of their own so that a session whose kiosk
+    stops sending still ends at its lifetime (grpc's request iterator blocks)."""
+
+    def __init__(self, requests: Iterator[pb.LivenessRequest]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(requests,), name="facesvc-liveness-read", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, requests: Iterator[pb.LivenessRequest]) -> None:
+        try:
+            for request in requests:
+                if not self._put(request):
+                    return
+        except Exception:  # cancelled or broken stream: the handler sees the end
+            pass
+        self._put(None)
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """The handler is done: the reader stops at its next message."""
+        self._closed.set()
+
+    def next(self, timeout: float) -> Any:
+        """The next request, None at the stream's end, _TIMEOUT after `timeout` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return _TIMEOUT
+
+
 def add_to_server(servicer: FaceServiceServicer, server: grpc.Server) -> None:
     """Register FaceService as the generated add_FaceServiceServicer_to_server does, with
     Identify's request parsed by facesvc.rpc.wire (a Candidate gallery as one matrix)."""
     handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
+        method.name: (
+            grpc.stream_stream_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )(
             getattr(servicer, method.name),
             request_deserializer=(
                 parse_identify

@@ -29,6 +29,7 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.PresentationAttackUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.EmbeddingInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.EmbeddingModelMismatchError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.LivenessSessionError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.CallerThrottledError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
