@@ -104,7 +104,10 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
     add_face_service(
-        FaceServiceServicer(engine, is_serving=lambda: face_server.serving, session_metrics=metrics), server
+        FaceServiceServicer(
+            engine, is_serving=lambda: face_server.serving, session_metrics=metrics, settings=settings
+        ),
+        server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):

@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 
 from facesvc import __version__
+from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.liveness_session import LivenessSessions, SessionObserver
 from facesvc.errors import LivenessSessionError, RequestAbandonedError
@@ -33,12 +34,15 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         is_serving: Callable[[], bool],
         guard: Guard | None = None,
         session_metrics: SessionObserver | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._engine = engine
-        self.guard = guard or Guard(engine.settings)
+        # The server's settings (create_server's), which may differ from the engine's.
+        settings = settings or engine.settings
+        self.guard = guard or Guard(settings)
         self.session_metrics = session_metrics
         self.failure_of = converters.failure_of
-        self._sessions = LivenessSessions(engine, engine.settings)
+        self._sessions = LivenessSessions(engine, settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
         settings = engine.settings
