@@ -8,13 +8,15 @@ and frames are only as many as each case needs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import itertools
 import json
 import secrets
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,11 +41,13 @@ from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from facesvc_client import (
+    AsyncFaceClient,
     Embedding,
     FaceClient,
     LivenessEvent,
     LivenessFrame,
     LivenessTokenError,
+    cli,
     verify_liveness_token,
 )
 from tests.conftest import ROOT, rejection, start_server
@@ -209,7 +213,7 @@ def test_a_person_who_turns_as_asked_passes_with_a_verify_result_and_a_valid_tok
         result = client.check_liveness(actor.frames(), stored=stored, frame_rate=30, on_event=actor.on_event)
     assert result.passed, (result.failure, result.detail)
     assert result.prompts_met == 3 and len(result.prompts) == 3
-    assert all(a.challenge != b.challenge for a, b in zip(result.prompts, result.prompts[1:], strict=False))
+    assert all(a.challenge != b.challenge for a, b in itertools.pairwise(result.prompts))
     assert result.verify is not None and result.verify.match, result.verify
     assert 50 <= result.score <= 100
     assert result.embedding is not None and result.embedding.dimension == 128
@@ -505,6 +509,61 @@ def test_sessions_are_counted_by_outcome_and_reason(default_server: FaceServer, 
 def test_prompts_are_drawn_at_random_and_never_twice_in_a_row() -> None:
     rng = secrets.SystemRandom()
     drawn = [tuple(draw_prompts(list(Challenge), 3, rng)) for _ in range(300)]
-    assert all(a != b for sequence in drawn for a, b in zip(sequence, sequence[1:], strict=False))
+    assert all(a != b for sequence in drawn for a, b in itertools.pairwise(sequence))
     assert len(set(drawn)) == 12  # every allowed sequence turns up
     assert draw_prompts([Challenge.BLINK], 2, rng) == [Challenge.BLINK, Challenge.BLINK]
+
+
+# ---- SDK and CLI ---------------------------------------------------------------------------
+
+
+def test_the_async_client_runs_a_session_and_awaits_its_callback(
+    default_server: FaceServer, blink_clip: Clip
+) -> None:
+    events: list[LivenessEvent] = []
+
+    async def on_event(event: LivenessEvent) -> None:
+        events.append(event)
+
+    async def frames() -> AsyncIterator[tuple[bytes, float]]:
+        for index in range(4):
+            yield blink_clip.frames[11], index / 15
+
+    async def session() -> Any:
+        async with AsyncFaceClient(f"127.0.0.1:{default_server.port}") as client:
+            return await client.check_liveness(frames(), frame_rate=15, on_event=on_event)
+
+    result = asyncio.run(session())
+    assert not result.passed and result.failure == "NO_MOTION"
+    assert [type(e).__name__ for e in events] == [
+        "LivenessStarted",
+        "LivenessFeedback",
+        "LivenessFeedback",
+        "LivenessFeedback",
+    ]
+
+
+def test_the_cli_plays_a_video_as_the_camera_and_prints_prompts_and_the_result(
+    servers: Servers, turn_clip: Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = servers.start(liveness_challenges="turn_left,turn_right", liveness_max_frames=40)
+    target = f"127.0.0.1:{server.port}"
+    photo = tmp_path / "frame.jpg"
+    photo.write_bytes(turn_clip.frames[300])
+    assert cli.main(["--target", target, "enroll", str(photo)]) == cli.Exit.OK
+    embedding = tmp_path / "her.json"
+    embedding.write_text(capsys.readouterr().out)
+    code = cli.main(["--target", target, "liveness", str(TURN_CLIP), "--fast", "--embedding", str(embedding)])
+    out, err = capsys.readouterr()
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    # A video played straight through cannot follow prompts it does not know.
+    assert code == cli.Exit.LIVENESS_SESSION_FAILED, err
+    assert lines[0]["prompt"] in ("TURN_LEFT", "TURN_RIGHT") and lines[0]["index"] == 1
+    assert lines[-1]["passed"] is False and lines[-1]["failure"] in (
+        "WRONG_RESPONSE",
+        "PROMPT_TIMEOUT",
+        "TOO_MANY_FRAMES",
+    )
+    assert "failed" in err
+    missing = cli.main(["--target", target, "liveness", str(tmp_path / "none.mp4")])
+    assert missing == cli.Exit.USAGE

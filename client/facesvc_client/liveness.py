@@ -32,6 +32,7 @@ from facesvc_client.types import (
     LivenessCheck,
     Quality,
     VerifyResult,
+    _fields,  # the same JSON shape as the other results
 )
 
 
@@ -126,6 +127,10 @@ class LivenessResult:
     token: str = ""
     prompts: tuple[LivenessPrompt, ...] = field(default=())
     """Every prompt the session showed, in order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
 
 
 LivenessEvent = LivenessStarted | LivenessFeedback
@@ -367,3 +372,41 @@ def run_session(
         finished.set()
         turn.put(_END)
     raise RuntimeError("the stream ended without a LivenessResult")
+
+
+# ---- a video file as the camera (the CLI; needs the `video` extra: OpenCV) -----------------
+
+
+def video_frames(path: str, *, pace: bool = True) -> tuple[float, Iterator[LivenessFrame]]:
+    """The frame rate of a video file and its frames as JPEG LivenessFrames, captured at
+    the video's own times. With `pace`, a frame is handed over no earlier than its time
+    (like a camera); without, as fast as the session takes them."""
+    try:
+        import cv2  # the `video` extra: pip install 'facesvc-client[video]'
+    except ImportError as error:
+        raise RuntimeError("playing a video needs OpenCV: pip install 'facesvc-client[video]'") from error
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        capture.release()
+        raise RuntimeError(f"cannot open video {path}")
+    rate = float(capture.get(cv2.CAP_PROP_FPS)) or 15.0
+
+    def frames() -> Iterator[LivenessFrame]:
+        started = time.monotonic()
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    return
+                at = index / rate
+                index += 1
+                if pace and (wait := started + at - time.monotonic()) > 0:
+                    time.sleep(wait)
+                ok, data = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                if ok:
+                    yield LivenessFrame(data.tobytes(), at)
+        finally:
+            capture.release()
+
+    return rate, frames()
