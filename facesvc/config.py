@@ -247,6 +247,15 @@ class Settings(BaseSettings):
     """Largest distance between a session frame's embedding and its first frontal frame's
     (IDENTITY_CHANGED beyond); unset uses the verification threshold."""
 
+    liveness_detection_size: int = Field(320, ge=160, le=4096)
+    """Long side, in pixels, a liveness frame is scaled to for detection: a kiosk's face
+    fills a good part of the frame, and detection at 320 px costs a third of 640's."""
+
+    liveness_embed_share: float = Field(0.5, gt=0, le=1)
+    """Share of a session's frontal frames embedded (drawn at random) for the identity
+    check and the best frame; the first frontal frame always is. An embedding is the
+    largest per-frame cost."""
+
     liveness_max_attack_share: float = Field(0.2, ge=0, le=1)
     """Share of scored frames the presentation-attack stage may judge an attack before a
     session fails (PRESENTATION_ATTACK)."""

@@ -34,7 +34,6 @@ from facesvc.engine.liveness_session import (
     LivenessPolicy,
     LivenessSession,
     Templates,
-    _attack_options,
     draw_prompts,
 )
 from facesvc.rpc.server import FaceServer
@@ -131,7 +130,10 @@ class Servers:
     started: list[FaceServer]
 
     def start(self, **overrides: Any) -> FaceServer:
-        server = start_server(Settings(port=0, host="127.0.0.1", **overrides), self.engine)
+        """A server with the kiosk's default: the presentation-attack stage enforced (the
+        suite's environment only reports it, for the press photos of other tests)."""
+        settings = {"presentation_attack": "enforce", **overrides}
+        server = start_server(Settings(port=0, host="127.0.0.1", **settings), self.engine)
         self.started.append(server)
         return server
 
@@ -258,13 +260,14 @@ def test_a_person_who_blinks_as_asked_passes_and_matches_another_recording(
 # ---- attacks ---------------------------------------------------------------------------
 
 
-class _Rigged:
-    """An rng whose choices spell out one prompt sequence."""
+class _Rigged(secrets.SystemRandom):
+    """The system's rng, except that its choices spell out one prompt sequence."""
 
     def __init__(self, sequence: list[Challenge]) -> None:
+        super().__init__()
         self._sequence = iter(sequence)
 
-    def choice(self, allowed: list[Challenge]) -> Challenge:
+    def choice(self, allowed: Any) -> Any:
         chosen = next(self._sequence)
         assert chosen in allowed
         return chosen
@@ -287,7 +290,7 @@ def test_a_blind_replay_of_the_head_turn_clip_passes_only_for_the_sequences_it_h
     """Every one of the 12 prompt sequences the default settings can draw, against the clip
     played straight through at 10 fps (every third frame): the share that passes is a blind replay's success
     rate. The engine's analysis of each frame is computed once and reused."""
-    settings = Settings(port=0, host="127.0.0.1")
+    settings = Settings(port=0, host="127.0.0.1", presentation_attack="enforce")
     policy = LivenessPolicy.of(settings)
     replay = list(range(0, len(turn_clip.frames), 3))
     cache: dict[bytes, Any] = {}
@@ -316,8 +319,7 @@ def test_a_blind_replay_of_the_head_turn_clip_passes_only_for_the_sequences_it_h
             Templates(),
             None,
             10,
-            analyse_options=_attack_options(),
-            rng=_Rigged(sequence),  # type: ignore[arg-type]
+            rng=_Rigged(sequence),
         )
         session.start()
         result = None
@@ -383,11 +385,13 @@ def test_two_people_interleaved_fail_as_identity_changed(
     default_server: FaceServer, blink_clip: Clip
 ) -> None:
     other = read_clip(SECOND_PERSON_CLIP, limit=40)
-    frames = [blink_clip.frames[i] if n % 2 == 0 else other.frames[i] for n, i in enumerate(range(0, 24))]
+    frames = [blink_clip.frames[i] if n % 2 == 0 else other.frames[i] for n, i in enumerate(range(40))]
     with client_of(default_server) as client:
         result = client.check_liveness(((f, n / 15) for n, f in enumerate(frames)), frame_rate=15)
     assert not result.passed and result.failure == "IDENTITY_CHANGED", result
-    assert result.frames <= 6
+    # Half the frontal frames are compared, drawn at random: two of the other person's 20
+    # are all but certain (1 - 21 / 2**20).
+    assert result.frames < 40
 
 
 def test_a_print_attack_sequence_fails_by_the_passive_stage(default_server: FaceServer) -> None:

@@ -150,14 +150,21 @@ class AsyncFaceClient:
             result = await answer()
             if result is not None:
                 return result
+            ended = False
             async for frame in _frames(frames):
                 request = await asyncio.to_thread(liveness.frame_request, frame)
-                await call.write(request)
+                try:
+                    await call.write(request)
+                except (grpc.RpcError, asyncio.InvalidStateError):
+                    # The last frame's feedback came with the result: the stream is closed,
+                    # and the result is waiting to be read.
+                    ended = True
+                    break
                 result = await answer()
                 if result is not None:
-                    call.cancel()
                     return result
-            await call.done_writing()
+            if not ended:
+                await call.done_writing()
             while (result := await answer()) is None:
                 pass
             return result

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -319,19 +319,25 @@ class FaceEngine:
         selection: FaceSelection | None = None,
         should_stop: StopCheck | None = None,
         presentation_attack: AttackMode | None = None,
+        *,
+        embed: bool = True,
+        detection_size: int | None = None,
     ) -> AnalysedFace:
         """Decode, detect, choose, measure, check and embed the one face a photo is about.
         `should_stop` is asked at every stage boundary (RequestAbandonedError when true).
-        `presentation_attack` is the mode of the attack stage (None: the kiosk default)."""
+        `presentation_attack` is the mode of the attack stage (None: the kiosk default).
+        The liveness session's frames skip the embedding (`embed=False`: an empty one;
+        see embed_face) and detect at their own `detection_size`."""
         detector, recognizer = self._models()
         settings = self.settings
         clock = _StageClock(self.observer, should_stop)
         header = decode.read_header(
             image_bytes, min_size=settings.min_image_size, max_size=settings.max_image_size
         )
-        reduction = decode.reduction_for(header, settings.detection_size)
+        detect_at = detection_size or settings.detection_size
+        reduction = decode.reduction_for(header, detect_at)
         pixels = decode.decode(image_bytes, header, reduction)
-        small, det_scale = decode.resize_long_side(pixels, settings.detection_size)
+        small, det_scale = decode.resize_long_side(pixels, detect_at)
         clock.lap("decode")
         # detection-image pixels -> original pixels
         to_original = reduction / det_scale
@@ -398,7 +404,7 @@ class FaceEngine:
             clock.lap("presentation_attack")
             if mode is AttackMode.ENFORCE:
                 self._enforce(verdict, face_px)
-        embedding = recognizer.embed(source, face)
+        embedding = recognizer.embed(source, face) if embed else np.zeros(0, dtype=np.float32)
         log.debug(
             "face analysed",
             extra={
@@ -566,6 +572,12 @@ class FaceEngine:
             if len(ranked) == wanted:
                 break
         return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
+
+    def embed_face(self, pixels: Image, face: AnalysedFace) -> AnalysedFace:
+        """`face` (analysed with embed=False) with its embedding, from the full-size upright
+        pixels of its image."""
+        _, recognizer = self._models()
+        return replace(face, embedding=recognizer.embed(pixels, face.detection))
 
     def distance(self, first: FloatArray, second: FloatArray) -> float:
         """The model's distance between two embeddings it made."""

@@ -28,6 +28,8 @@ from facesvc.config import Settings
 from facesvc.engine import decode, face_state, liveness_token
 from facesvc.engine.engine import FaceEngine, Gallery, StopCheck
 from facesvc.engine.face_state import FaceState, FaceStateEstimator
+from facesvc.engine.presentation_attack import CHECK_NAME as ATTACK_CHECK_NAME
+from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.types import (
     AnalysedFace,
     FaceSelection,
@@ -37,6 +39,7 @@ from facesvc.engine.types import (
     Verification,
 )
 from facesvc.errors import (
+    FaceNotScorableError,
     FaceServiceError,
     FaceTooSmallError,
     LivenessFailedError,
@@ -44,10 +47,9 @@ from facesvc.errors import (
     LowQualityError,
     MultipleFacesError,
     NoFaceError,
+    PresentationAttackError,
 )
 
-#: The presentation-attack stage's check in AnalysedFace.liveness (issue 10).
-ATTACK_CHECK = "presentation_attack"
 #: Frames of an identical face patch in a row (mean difference under STILL_DIFFERENCE grey
 #: levels on a 32 px patch; a live camera's noise alone gives 1-3) that end a session.
 STILL_FRAMES = 5
@@ -116,6 +118,11 @@ class LivenessPolicy:
     identity_distance: float | None
     max_attack_share: float
     token_key: bytes | None
+    detection_size: int
+    embed_share: float
+    #: The presentation-attack stage: OFF skips it, REPORT scores frames without failing
+    #: a session, ENFORCE fails it past max_attack_share.
+    attack_mode: AttackMode
 
     @staticmethod
     def of(settings: Settings) -> LivenessPolicy:
@@ -133,6 +140,9 @@ class LivenessPolicy:
             identity_distance=settings.liveness_identity_distance,
             max_attack_share=settings.liveness_max_attack_share,
             token_key=key.get_secret_value().encode() if key is not None else None,
+            detection_size=settings.liveness_detection_size,
+            embed_share=settings.liveness_embed_share,
+            attack_mode=AttackMode(settings.presentation_attack),
         )
 
 
@@ -278,7 +288,6 @@ class LivenessSession:
         selection: FaceSelection | None,
         frame_rate: float,
         *,
-        analyse_options: dict[str, Any] | None = None,
         observer: SessionObserver | None = None,
         rng: secrets.SystemRandom | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -297,12 +306,12 @@ class LivenessSession:
         self.policy = policy
         self._templates = templates
         self._selection = selection
-        self._analyse_options = analyse_options or {}
+        self._rng = rng or secrets.SystemRandom()
         self._observer = observer
         self._clock = clock
         self._opened = clock()
         self.session_id = secrets.token_hex(16)
-        drawn = draw_prompts(policy.challenges, policy.prompts, rng or secrets.SystemRandom())
+        drawn = draw_prompts(policy.challenges, policy.prompts, self._rng)
         self._prompts = [
             Prompt(challenge, index + 1, len(drawn), policy.prompt_seconds)
             for index, challenge in enumerate(drawn)
@@ -372,7 +381,14 @@ class LivenessSession:
         if track.repeats >= REPEATED_FRAMES:
             raise _Ended(Failure.NO_MOTION, f"{track.repeats + 1} identical frames in a row")
         try:
-            face = self._engine.analyse(image, self._selection, should_stop, **self._analyse_options)
+            face = self._engine.analyse(
+                image,
+                self._selection,
+                should_stop,
+                policy.attack_mode,
+                embed=False,
+                detection_size=policy.detection_size,
+            )
         except FaceServiceError as error:
             return self._unusable(error, capture_time)
         track.multiple = 0
@@ -381,14 +397,18 @@ class LivenessSession:
         self._check_motion(pixels, face)
         state = self._estimator.measure(pixels, face.detection.box)
         yaw = self._relative_yaw(state)
-        self._check_identity(face, yaw)
         track.last_usable = capture_time
         frontal = abs(yaw) < face_state.TURN_YAW / 2
         if frontal:
             track.openness.append(state.eye_openness)
-            best = track.best
-            if best is None or face.quality.score > best.quality.score:
-                track.best = face
+            # Embeddings cost most: the first frontal frame, then a random share of them
+            # (an attacker cannot tell which frames are compared).
+            if track.anchor is None or self._rng.random() < policy.embed_share:
+                face = self._engine.embed_face(pixels, face)
+                self._check_identity(face)
+                best = track.best
+                if best is None or face.quality.score > best.quality.score:
+                    track.best = face
         self._advance(state, yaw, frontal, capture_time)
         height, width = pixels.shape[:2]
         centre = face.detection.box.centre
@@ -430,14 +450,15 @@ class LivenessSession:
             advice = Advice.ONE_PERSON_ONLY
         elif isinstance(error, NoFaceError):
             advice = Advice.NO_FACE
-        elif isinstance(error, FaceTooSmallError) or error.reason in _RETRY_REASONS:
+        elif isinstance(error, FaceTooSmallError | FaceNotScorableError):
             advice = Advice.MOVE_CLOSER
         elif isinstance(error, LowQualityError | LivenessFailedError):
             advice = Advice.IMPROVE_CAPTURE
-        elif error.reason == Failure.PRESENTATION_ATTACK.value:
+        elif isinstance(error, PresentationAttackError):
             # Under `enforce`, the engine refuses an attack frame: count it as one.
             track.scored += 1
             track.attacks += 1
+            track.live_scores.append(float(error.metadata.get("live_score", 0.0)))
             self._attack_rule()
             advice = Advice.IMPROVE_CAPTURE
         else:
@@ -452,9 +473,11 @@ class LivenessSession:
         return self._feedback(advice, None)
 
     def _judge_attack(self, face: AnalysedFace) -> None:
+        """The stage's check on a usable face (under ENFORCE an attack frame was refused
+        before this, and counted in _unusable)."""
         track = self._track
         for check in face.liveness:
-            if check.name == ATTACK_CHECK:
+            if check.name == ATTACK_CHECK_NAME and (check.passed or check.value > 0):  # value 0: not judged
                 track.scored += 1
                 track.live_scores.append(check.value)
                 track.attack_threshold = check.threshold
@@ -464,6 +487,8 @@ class LivenessSession:
 
     def _attack_rule(self, final: bool = False) -> None:
         track = self._track
+        if self.policy.attack_mode is not AttackMode.ENFORCE:
+            return
         if (track.scored >= 5 or final) and track.attacks > self.policy.max_attack_share * track.scored:
             raise _Ended(
                 Failure.PRESENTATION_ATTACK,
@@ -496,12 +521,10 @@ class LivenessSession:
             return self.policy.identity_distance
         return self._engine.default_threshold
 
-    def _check_identity(self, face: AnalysedFace, yaw: float) -> None:
+    def _check_identity(self, face: AnalysedFace) -> None:
         """Frontal frames must stay near the first frontal frame (a turned head's embedding
         drifts; turned frames are not compared)."""
         track = self._track
-        if abs(yaw) >= face_state.TURN_YAW / 2:
-            return
         if track.anchor is None:
             track.anchor = face.embedding
             return
@@ -662,10 +685,6 @@ class LivenessSession:
         return result
 
 
-#: Reasons of retry-style refusals (a face too small or near the edge to score).
-_RETRY_REASONS = frozenset({"FACE_NOT_SCORABLE", "FACE_NOT_USABLE", "FACE_TOO_SMALL"})
-
-
 class LivenessSessions:
     """Opens sessions over one engine; loads the face-state model on first use."""
 
@@ -679,7 +698,6 @@ class LivenessSessions:
         self.policy = LivenessPolicy.of(settings)
         self._factory = estimator_factory
         self._estimator: FaceStateEstimator | None = None
-        self._analyse_options = _attack_options()
 
     def open(
         self,
@@ -697,16 +715,5 @@ class LivenessSessions:
             templates,
             selection,
             frame_rate,
-            analyse_options=self._analyse_options,
             observer=observer,
         )
-
-
-def _attack_options() -> dict[str, Any]:
-    """analyse()'s keyword for the presentation-attack stage in report mode, so the session
-    counts attack frames itself; none while the stage does not exist in this build."""
-    try:
-        from facesvc.engine import presentation_attack  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return {}
-    return {"presentation_attack": presentation_attack.AttackMode.REPORT}

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
-from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.liveness_session import Challenge, Feedback, Prompt, SessionResult, Started, Templates
+from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.types import (
     AnalysedFace,
     Identification,
