@@ -62,15 +62,15 @@ def one_session(
     sent: dict[int, float] = {}
     count = int(seconds * FPS)
 
-    def requests() -> Iterator[pb.LivenessRequest]:
-        yield pb.LivenessRequest(start=pb.LivenessStart(frame_rate=FPS))
+    def requests() -> Iterator[pb.CheckLivenessRequest]:
+        yield pb.CheckLivenessRequest(start=pb.LivenessStart(frame_rate=FPS))
         started = time.perf_counter()
         for index in range(count):
             wait = started + index / FPS - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
             sent[index + 1] = time.perf_counter()
-            yield pb.LivenessRequest(
+            yield pb.CheckLivenessRequest(
                 frame=pb.LivenessFrame(image=frames[index % len(frames)], capture_time=index / FPS)
             )
 

@@ -1,8 +1,8 @@
 """Liveness sessions: the values `check_liveness` returns and hands to its callback, the
 frames it takes, the stream it drives, and the signed result's check.
 
-A session is lock-step: the SDK sends one frame, waits for its feedback, then takes the
-next frame from your iterator. A camera loop that yields its latest frame when asked
+A session is lock-step: the SDK sends one frame, waits for its answer (a feedback, or the
+result when that frame ended the session), then takes the next frame from your iterator. A camera loop that yields its latest frame when asked
 thus never builds a backlog, and the person sees each prompt before the next frame.
 """
 
@@ -231,7 +231,7 @@ def start_request(
     threshold: float | None,
     face_selection: FaceSelection | str | None,
     frame_rate: float,
-) -> pb.LivenessRequest:
+) -> pb.CheckLivenessRequest:
     start = pb.LivenessStart(top_k=top_k, frame_rate=frame_rate)
     if face_selection is not None:
         start.face_selection = _convert._selection(face_selection)
@@ -245,17 +245,17 @@ def start_request(
             start.packed_candidates.CopyFrom(gallery.packed_candidates)
     if threshold is not None:
         start.threshold = threshold
-    return pb.LivenessRequest(start=start)
+    return pb.CheckLivenessRequest(start=start)
 
 
-def frame_request(frame: FrameInput) -> pb.LivenessRequest:
+def frame_request(frame: FrameInput) -> pb.CheckLivenessRequest:
     if isinstance(frame, LivenessFrame):
         image, capture_time = frame.image, frame.capture_time
     elif isinstance(frame, tuple):
         image, capture_time = frame
     else:
         image, capture_time = frame, time.monotonic()
-    return pb.LivenessRequest(
+    return pb.CheckLivenessRequest(
         frame=pb.LivenessFrame(image=_convert.read_image(image), capture_time=float(capture_time))
     )
 
@@ -271,7 +271,7 @@ def _prompt(message: pb.LivenessPrompt) -> LivenessPrompt:
     )
 
 
-def event_of(message: pb.LivenessResponse) -> LivenessEvent | pb.LivenessResult:
+def event_of(message: pb.CheckLivenessResponse) -> LivenessEvent | pb.LivenessResult:
     """A started or feedback event, or the raw result (finished by result_of)."""
     if message.HasField("started"):
         started = message.started
@@ -337,8 +337,8 @@ _END: Any = object()
 
 
 def run_session(
-    call: Callable[[Iterator[pb.LivenessRequest]], Iterator[pb.LivenessResponse]],
-    start: pb.LivenessRequest,
+    call: Callable[[Iterator[pb.CheckLivenessRequest]], Iterator[pb.CheckLivenessResponse]],
+    start: pb.CheckLivenessRequest,
     frames: Iterable[FrameInput],
     on_event: Callable[[LivenessEvent], None] | None,
 ) -> LivenessResult:
@@ -346,7 +346,7 @@ def run_session(
     turn: queue.Queue[Any] = queue.Queue()
     finished = threading.Event()
 
-    def requests() -> Iterator[pb.LivenessRequest]:
+    def requests() -> Iterator[pb.CheckLivenessRequest]:
         yield start
         if turn.get() is _END:  # the LivenessStarted (or the end)
             return

@@ -167,9 +167,9 @@ def prompt_to_proto(prompt: Prompt) -> pb.LivenessPrompt:
     )
 
 
-def started_to_proto(started: Started) -> pb.LivenessResponse:
+def started_to_proto(started: Started) -> pb.CheckLivenessResponse:
     policy = started.policy
-    return pb.LivenessResponse(
+    return pb.CheckLivenessResponse(
         started=pb.LivenessStarted(
             session_id=started.session_id,
             prompt=prompt_to_proto(started.prompt),
@@ -182,8 +182,8 @@ def started_to_proto(started: Started) -> pb.LivenessResponse:
     )
 
 
-def feedback_to_proto(feedback: Feedback) -> pb.LivenessResponse:
-    return pb.LivenessResponse(
+def feedback_to_proto(feedback: Feedback) -> pb.CheckLivenessResponse:
+    return pb.CheckLivenessResponse(
         feedback=pb.LivenessFeedback(
             advice=f"LIVENESS_ADVICE_{feedback.advice.value}",
             face=face_to_proto(feedback.face) if feedback.face is not None else None,
@@ -195,7 +195,7 @@ def feedback_to_proto(feedback: Feedback) -> pb.LivenessResponse:
     )
 
 
-def result_to_proto(result: SessionResult) -> pb.LivenessResponse:
+def result_to_proto(result: SessionResult) -> pb.CheckLivenessResponse:
     message = pb.LivenessResult(
         outcome=pb.LIVENESS_OUTCOME_PASSED if result.passed else pb.LIVENESS_OUTCOME_FAILED,
         failure=f"LIVENESS_FAILURE_{result.failure.value}"
@@ -218,7 +218,7 @@ def result_to_proto(result: SessionResult) -> pb.LivenessResponse:
         message.verify.CopyFrom(verification_to_proto(result.verification))
     if result.identification is not None:
         message.identify.CopyFrom(identification_to_proto(result.identification))
-    return pb.LivenessResponse(result=message)
+    return pb.CheckLivenessResponse(result=message)
 
 
 def verification_to_proto(result: Verification) -> pb.VerifyResponse:
@@ -246,7 +246,7 @@ def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
     )
 
 
-def failure_of(response: pb.LivenessResponse) -> tuple[str, dict[str, str]]:
+def failure_of(response: pb.CheckLivenessResponse) -> tuple[str, dict[str, str]]:
     """The failure reason a FAILED result carries, else ''."""
     if response.HasField("result") and response.result.outcome == pb.LIVENESS_OUTCOME_FAILED:
         result = response.result

@@ -115,15 +115,17 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
 
     @guarded_stream("CheckLiveness")
     def CheckLiveness(
-        self, requests: Iterator[pb.LivenessRequest], context: grpc.ServicerContext
-    ) -> Iterator[pb.LivenessResponse]:
+        self, requests: Iterator[pb.CheckLivenessRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.CheckLivenessResponse]:
         incoming = _Incoming(requests)
         try:
             yield from self._session(incoming, context)
         finally:
             incoming.close()
 
-    def _session(self, incoming: _Incoming, context: grpc.ServicerContext) -> Iterator[pb.LivenessResponse]:
+    def _session(
+        self, incoming: _Incoming, context: grpc.ServicerContext
+    ) -> Iterator[pb.CheckLivenessResponse]:
         gone = caller_gone(context)
         first = incoming.next(self._sessions.policy.max_session_seconds)
         if first is None or first is _TIMEOUT or not first.HasField("start"):
@@ -151,10 +153,10 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             if not request.HasField("frame"):
                 raise LivenessSessionError("Only frames may follow the LivenessStart.")
             outcome = session.frame(request.frame.image, request.frame.capture_time, gone)
-            yield converters.feedback_to_proto(outcome.feedback)
             if outcome.result is not None:
-                yield converters.result_to_proto(outcome.result)
+                yield converters.result_to_proto(outcome.result)  # the frame's one answer
                 return
+            yield converters.feedback_to_proto(outcome.feedback)
 
     @guarded("Health", admit=False)
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
@@ -189,7 +191,7 @@ class _Incoming:
     """The kiosk's messages, read on a thread of their own so that a session whose kiosk
     stops sending still ends at its lifetime (grpc's request iterator blocks)."""
 
-    def __init__(self, requests: Iterator[pb.LivenessRequest]) -> None:
+    def __init__(self, requests: Iterator[pb.CheckLivenessRequest]) -> None:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._closed = threading.Event()
         self._thread = threading.Thread(
@@ -197,7 +199,7 @@ class _Incoming:
         )
         self._thread.start()
 
-    def _read(self, requests: Iterator[pb.LivenessRequest]) -> None:
+    def _read(self, requests: Iterator[pb.CheckLivenessRequest]) -> None:
         try:
             for request in requests:
                 if not self._put(request):

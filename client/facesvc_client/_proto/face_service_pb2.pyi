@@ -348,7 +348,7 @@ class PresentationAttackInfo(_message.Message):
     relaxable: bool
     def __init__(self, mode: _Optional[_Union[PresentationAttackMode, str]] = ..., enroll_mode: _Optional[_Union[PresentationAttackMode, str]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., min_face_size: _Optional[float] = ..., relaxable: _Optional[bool] = ...) -> None: ...
 
-class LivenessRequest(_message.Message):
+class CheckLivenessRequest(_message.Message):
     __slots__ = ("start", "frame")
     START_FIELD_NUMBER: _ClassVar[int]
     FRAME_FIELD_NUMBER: _ClassVar[int]
@@ -460,7 +460,7 @@ class LivenessResult(_message.Message):
     token: str
     def __init__(self, outcome: _Optional[_Union[LivenessOutcome, str]] = ..., failure: _Optional[_Union[LivenessFailure, str]] = ..., detail: _Optional[str] = ..., score: _Optional[float] = ..., session_id: _Optional[str] = ..., frames: _Optional[int] = ..., prompts_met: _Optional[int] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., verify: _Optional[_Union[VerifyResponse, _Mapping]] = ..., identify: _Optional[_Union[IdentifyResponse, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
 
-class LivenessResponse(_message.Message):
+class CheckLivenessResponse(_message.Message):
     __slots__ = ("started", "feedback", "result")
     STARTED_FIELD_NUMBER: _ClassVar[int]
     FEEDBACK_FIELD_NUMBER: _ClassVar[int]

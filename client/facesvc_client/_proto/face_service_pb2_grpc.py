@@ -57,8 +57,8 @@ class FaceServiceStub:
                 _registered_method=True)
         self.CheckLiveness = channel.stream_stream(
                 '/facesvc.v1.FaceService/CheckLiveness',
-                request_serializer=facesvc_dot_v1_dot_face__service__pb2.LivenessRequest.SerializeToString,
-                response_deserializer=facesvc_dot_v1_dot_face__service__pb2.LivenessResponse.FromString,
+                request_serializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.SerializeToString,
+                response_deserializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.FromString,
                 _registered_method=True)
 
 
@@ -132,8 +132,9 @@ class FaceServiceServicer:
         asks for actions drawn at random (blink, turn the head left or right)
         that a photo or a replayed video cannot follow. The first request must
         be a LivenessStart; the server answers with LivenessStarted and the first
-        prompt, then one LivenessFeedback per LivenessFrame, and the stream ends
-        with one LivenessResult (PASSED or FAILED, with its failure reason).
+        prompt, then each LivenessFrame with one LivenessFeedback, or with the
+        LivenessResult (PASSED or FAILED, with its failure reason) when that frame
+        ends the session; the stream closes after the result.
 
         Status codes and ErrorInfo reasons (the stream ends without a result):
         - INVALID_ARGUMENT: LIVENESS_SESSION_INVALID (no LivenessStart first, a
@@ -175,8 +176,8 @@ def add_FaceServiceServicer_to_server(servicer, server):
             ),
             'CheckLiveness': grpc.stream_stream_rpc_method_handler(
                     servicer.CheckLiveness,
-                    request_deserializer=facesvc_dot_v1_dot_face__service__pb2.LivenessRequest.FromString,
-                    response_serializer=facesvc_dot_v1_dot_face__service__pb2.LivenessResponse.SerializeToString,
+                    request_deserializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.FromString,
+                    response_serializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,8 +314,8 @@ class FaceService:
             request_iterator,
             target,
             '/facesvc.v1.FaceService/CheckLiveness',
-            facesvc_dot_v1_dot_face__service__pb2.LivenessRequest.SerializeToString,
-            facesvc_dot_v1_dot_face__service__pb2.LivenessResponse.FromString,
+            facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.SerializeToString,
+            facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.FromString,
             options,
             channel_credentials,
             insecure,
