@@ -33,6 +33,7 @@ from prometheus_client.exposition import start_http_server
 from facesvc import __version__, errors
 from facesvc.engine import FaceEngine
 from facesvc.engine.engine import STAGES
+from facesvc.engine.liveness_session import Failure
 from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
 from facesvc.rpc.status import INTERNAL_REASON, NOT_READY_REASON, STATUS_CODES
 
@@ -176,6 +177,9 @@ class ServiceMetrics:
                         self.rejections.labels(method, reason)
         for stage in STAGES:
             self.stage_seconds.labels(stage)
+        self.liveness_sessions.labels("PASSED", "")
+        for failure in Failure:
+            self.liveness_sessions.labels("FAILED", failure.value)
 
     def _set_build_info(self) -> None:
         # Once, with the loaded models' own names (a cleared series would linger in
