@@ -45,6 +45,7 @@ from facesvc_client import (
     FaceClient,
     LivenessEvent,
     LivenessFrame,
+    LivenessSessionInvalidError,
     LivenessTokenError,
     cli,
     verify_liveness_token,
@@ -432,6 +433,8 @@ def test_times_going_backwards_too_many_frames_and_a_session_past_its_lifetime_f
             yield LivenessFrame(blink_clip.frames[1], 0.1)
 
         expired = client.check_liveness(slow(), frame_rate=15)
+        with pytest.raises(LivenessSessionInvalidError):  # the SDK's class for the reason
+            client.check_liveness(played(blink_clip, range(3)), frame_rate=500)
     assert backwards.failure == "FRAME_TIMING" and backwards.frames == 3, backwards
     assert too_many.failure == "TOO_MANY_FRAMES" and too_many.frames == 7, too_many
     assert expired.failure == "SESSION_EXPIRED", expired
