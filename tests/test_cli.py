@@ -226,6 +226,7 @@ def test_exit_codes_are_stable() -> None:
         ],
         ("PRESENTATION_ATTACK", 19),
         ("FACE_NOT_SCORABLE", 20),
+        ("LIVENESS_SESSION_FAILED", 21),
     ]
 
 
