@@ -763,7 +763,9 @@ def main(argv: list[str] | None = None) -> int:
 
     live = start_service(liveness_bench.SERVICE_ENV)
     try:
-        liveness_bench.section(live.port, out, target, 8.0, [1, 2, 4, 6, 8])
+        liveness_bench.section(
+            live.port, out, target, 8.0, [1, 2, 4, 6, 8], cpu=lambda: cpu_seconds(server_pid(live))
+        )
     finally:
         stop_service(live)
 

@@ -109,10 +109,19 @@ def section(
     target: Callable[[str, float, str, bool], None],
     seconds: float,
     levels: list[int],
+    cpu: Callable[[], float] | None = None,
 ) -> None:
-    """The liveness section of bench/RESULTS.md, against a running service on `port`."""
+    """The liveness section of bench/RESULTS.md, against a running service on `port`;
+    `cpu` reads the service's CPU seconds (user + system, its whole process tree)."""
     frames = clip_frames()
     load(port, frames, 1, 2.0)  # warm: the face-state model loads on the first session
+    per_frame = None
+    if cpu is not None:
+        # CPU per frame, whatever else runs on the machine: one session, then the ceiling
+        # of 15 fps sessions this many cores could carry at 100%.
+        before = cpu()
+        load(port, frames, 1, seconds)
+        per_frame = (cpu() - before) / (seconds * FPS)
     out("## Liveness sessions (`python -m bench.liveness`)")
     out()
     out(
@@ -133,6 +142,14 @@ def section(
         elif sessions > sustained + 2:
             break
     out()
+    if per_frame is not None:
+        ceiling = (os.cpu_count() or 1) / (FPS * per_frame)
+        out(
+            f"Service CPU per frame (one session, user + system): {1000 * per_frame:.1f} ms; "
+            f"{os.cpu_count()} cores at 100% would carry {ceiling:.1f} sessions at {FPS:g} fps."
+        )
+        out()
+        target(f"liveness: service CPU ms per {FPS:g} fps frame", 1000 * per_frame, "(report)", True)
     assert single is not None
     target(
         f"liveness: feedback p50 / p95 at {FPS:g} fps, one session (ms; p95 shown)",
@@ -149,7 +166,7 @@ def section(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.bench import start_service, stop_service
+    from bench.bench import cpu_seconds, server_pid, start_service, stop_service
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -164,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda *row: targets.append(row),
             args.seconds,
             [int(n) for n in args.sessions.split(",")],
+            cpu=lambda: cpu_seconds(server_pid(service)),
         )
     finally:
         stop_service(service)
