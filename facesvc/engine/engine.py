@@ -470,18 +470,7 @@ class FaceEngine:
         limit = self._threshold(threshold)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
-        dists = matching.distances(face.embedding, gallery, recognizer.metric)
-        best = int(np.argmin(dists))
-        distance = float(dists[best])
-        return Verification(
-            face=face,
-            model=recognizer.name,
-            match=distance <= limit,
-            confidence=matching.confidence(distance, limit),
-            distance=distance,
-            threshold=limit,
-            best_template_index=best,
-        )
+        return self._verification(face, gallery, limit, recognizer)
 
     def identify(
         self,
@@ -501,23 +490,7 @@ class FaceEngine:
         limit = self._threshold(threshold)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
-        dists = matching.distances(face.embedding, matrix, recognizer.metric)
-        # Closest rows first; the first row seen of an id is its best template.
-        wanted = max(top_k, 1)
-        ranked: list[IdentityMatch] = []
-        seen: set[str] = set()
-        for row in matching.nearest_first(dists, wanted):
-            identity = gallery.ids[row]
-            if identity in seen:
-                continue
-            seen.add(identity)
-            distance = float(dists[row])
-            ranked.append(
-                IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
-            )
-            if len(ranked) == wanted:
-                break
-        return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
+        return self._identification(face, gallery.ids, matrix, top_k, limit, recognizer)
 
     # ---- an analysed face against templates (the liveness session's best frame) ----
 
@@ -535,7 +508,21 @@ class FaceEngine:
         """Verify's comparison for a face already analysed."""
         _, recognizer = self._models()
         matrix = self._gallery(stored, recognizer, what="stored_embeddings")
-        limit = self._threshold(threshold)
+        return self._verification(face, matrix, self._threshold(threshold), recognizer)
+
+    def rank(
+        self, face: AnalysedFace, gallery: Gallery, top_k: int = 1, threshold: float | None = None
+    ) -> Identification:
+        """Identify's ranking for a face already analysed."""
+        _, recognizer = self._models()
+        matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        return self._identification(face, gallery.ids, matrix, top_k, self._threshold(threshold), recognizer)
+
+    @staticmethod
+    def _verification(
+        face: AnalysedFace, matrix: FloatArray, limit: float, recognizer: FaceRecognizer
+    ) -> Verification:
+        """The closest of a person's templates decides."""
         dists = matching.distances(face.embedding, matrix, recognizer.metric)
         best = int(np.argmin(dists))
         distance = float(dists[best])
@@ -549,19 +536,22 @@ class FaceEngine:
             best_template_index=best,
         )
 
-    def rank(
-        self, face: AnalysedFace, gallery: Gallery, top_k: int = 1, threshold: float | None = None
+    @staticmethod
+    def _identification(
+        face: AnalysedFace,
+        ids: Sequence[str],
+        matrix: FloatArray,
+        top_k: int,
+        limit: float,
+        recognizer: FaceRecognizer,
     ) -> Identification:
-        """Identify's ranking for a face already analysed."""
-        _, recognizer = self._models()
-        matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        limit = self._threshold(threshold)
+        """Closest rows first; the first row seen of an id is its best template."""
         dists = matching.distances(face.embedding, matrix, recognizer.metric)
         wanted = max(top_k, 1)
         ranked: list[IdentityMatch] = []
         seen: set[str] = set()
         for row in matching.nearest_first(dists, wanted):
-            identity = gallery.ids[row]
+            identity = ids[row]
             if identity in seen:
                 continue
             seen.add(identity)
