@@ -40,6 +40,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench import liveness as liveness_bench
 from bench import minimal_server, presentation_attack
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine, StoredEmbedding
@@ -548,7 +549,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=["sealed"], help="run one piece alone: sealed = sealed-template Identify"
     )
+    parser.add_argument(
+        "--liveness-only", action="store_true", help="only the liveness sessions (bench/liveness.py), printed"
+    )
     args = parser.parse_args(argv)
+    if args.liveness_only:
+        return liveness_bench.main([])
     per_thread = args.requests
     lines: list[str] = []
 
@@ -904,6 +910,14 @@ def main(argv: list[str] | None = None) -> int:
             ">= 20",
             default_enroll.rps / df_represent.rps >= 20,
         )
+
+    live = start_service(liveness_bench.SERVICE_ENV)
+    try:
+        liveness_bench.section(
+            live.port, out, target, 8.0, [1, 2, 4, 6, 8], cpu=lambda: cpu_seconds(server_pid(live))
+        )
+    finally:
+        stop_service(live)
 
     out("## Floors on this machine (`python -m bench.floors`)")
     out()

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 FaceSelectionName = Literal["reject_multiple", "largest", "central"]
 AttackModeName = Literal["off", "report", "enforce"]
+LivenessChallengeName = Literal["blink", "turn_left", "turn_right"]
 
 
 class Settings(BaseSettings):
@@ -125,8 +126,9 @@ class Settings(BaseSettings):
     Health and reflection are not counted. Unset: four per core."""
 
     workers: int | None = Field(None, ge=1, le=2048)
-    """Threads serving RPCs in each process. Unset: max_concurrent_rpcs + 8, so health
-    checks and refusals always find a thread while the limit is reached."""
+    """Threads serving RPCs in each process. Unset: max_concurrent_rpcs +
+    liveness_max_sessions + 8, so health checks and refusals always find a thread while
+    the limit is reached."""
 
     engine_slots: int | None = Field(None, ge=1, le=64)
     """Requests that may run the networks at once in each process; each slot holds its
@@ -214,12 +216,85 @@ class Settings(BaseSettings):
     seals, every line opens. Must not be open to group or others (chmod 600); reloaded on
     SIGHUP or when the file changes, without a restart."""
 
+    liveness_challenges: Annotated[tuple[LivenessChallengeName, ...], NoDecode] = (
+        "blink",
+        "turn_left",
+        "turn_right",
+    )
+    """Comma-separated challenges a liveness session (CheckLiveness) draws its prompts from,
+    at random: blink, turn_left, turn_right."""
+
+    liveness_prompts: int = Field(3, ge=1, le=10)
+    """Prompts per liveness session; the same challenge is never asked twice in a row
+    (unless liveness_challenges allows only one)."""
+
+    liveness_prompt_seconds: float = Field(5.0, gt=0, le=60)
+    """Seconds of capture time allowed to meet one prompt."""
+
+    liveness_max_frames: int = Field(300, ge=1)
+    """Frames a liveness session accepts; one more ends it FAILED (TOO_MANY_FRAMES)."""
+
+    liveness_max_frame_bytes: int = Field(2 * 1024 * 1024, ge=1024)
+    """Largest frame of a liveness session, in bytes (LIVENESS_SESSION_INVALID beyond)."""
+
+    liveness_max_session_seconds: float = Field(30.0, gt=0)
+    """Lifetime of a liveness session on the server's clock (SESSION_EXPIRED beyond),
+    idle waits for the next frame included."""
+
+    liveness_max_sessions: int | None = Field(None, ge=1, le=1024)
+    """Liveness sessions running at once in each process, a bound of their own (each holds
+    a worker thread while it runs); beyond it OVERLOADED. Unset: two per core."""
+
+    liveness_min_frame_rate: float = Field(5.0, gt=0)
+    """Lowest frame rate (frames per second of capture time) a session accepts."""
+
+    liveness_max_frame_rate: float = Field(60.0, gt=0)
+    """Highest frame rate a session accepts."""
+
+    liveness_face_lost_seconds: float = Field(2.0, gt=0)
+    """Seconds of capture time without a usable face that end a session (FACE_LOST)."""
+
+    liveness_identity_distance: float | None = Field(None, gt=0)
+    """Largest distance between a session frame's embedding and its first frontal frame's
+    (IDENTITY_CHANGED beyond); unset uses the verification threshold."""
+
+    liveness_detection_size: int = Field(320, ge=160, le=4096)
+    """Long side, in pixels, a liveness frame is scaled to for detection: a kiosk's face
+    fills a good part of the frame, and detection at 320 px costs a third of 640's."""
+
+    liveness_embed_share: float = Field(0.5, gt=0, le=1)
+    """Share of a session's frontal frames embedded (drawn at random) for the identity
+    check and the best frame; the first frontal frame always is. An embedding is the
+    largest per-frame cost."""
+
+    liveness_max_attack_share: float = Field(0.2, ge=0, le=1)
+    """Share of scored frames the presentation-attack stage may judge an attack before a
+    session fails (PRESENTATION_ATTACK)."""
+
+    liveness_token_key: SecretStr | None = None
+    """Key of the signed liveness result (HMAC-SHA256, at least 32 bytes); unset: results
+    carry no token and a backend cannot tell a real PASSED from a kiosk's claim."""
+
+    liveness_failure_threshold: int = Field(5, ge=1)
+    """Failed liveness sessions from one caller within liveness_failure_window_seconds
+    after which it is refused (CALLER_THROTTLED) until they age out."""
+
+    liveness_failure_window_seconds: float = Field(180.0, gt=0)
+    """The window failed liveness sessions are counted in."""
+
     @field_validator("model", "detector")
     @classmethod
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
         return value.strip()
+
+    @field_validator("liveness_challenges", mode="before")
+    @classmethod
+    def _split_challenges(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @field_validator("api_keys", "presentation_attack_relax_keys", mode="before")
     @classmethod
@@ -256,12 +331,24 @@ class Settings(BaseSettings):
             KeyRing.load(self.template_keys_file)  # its permissions and every line, at start-up
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
+        if not self.liveness_challenges:
+            raise ValueError("liveness_challenges needs at least one challenge")
+        if self.liveness_min_frame_rate >= self.liveness_max_frame_rate:
+            raise ValueError("liveness_min_frame_rate must be below liveness_max_frame_rate")
+        key = self.liveness_token_key
+        if key is not None and len(key.get_secret_value().encode()) < 32:
+            raise ValueError("liveness_token_key must be at least 32 bytes")
         return self
 
     @property
     def template_mode(self) -> str:
         """templates, or its default."""
         return self.templates or ("sealed" if self.template_keys_file is not None else "plain")
+
+    @property
+    def liveness_sessions(self) -> int:
+        """liveness_max_sessions, or its default."""
+        return self.liveness_max_sessions or 2 * (os.cpu_count() or 1)
 
     @property
     def concurrent_rpcs(self) -> int:
@@ -271,7 +358,7 @@ class Settings(BaseSettings):
     @property
     def worker_threads(self) -> int:
         """workers, or its default."""
-        return self.workers or self.concurrent_rpcs + 8
+        return self.workers or self.concurrent_rpcs + self.liveness_sessions + 8
 
     def all_api_keys(self) -> tuple[str, ...]:
         """The keys of api_keys and api_keys_file together."""

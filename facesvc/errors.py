@@ -157,6 +157,14 @@ class UnauthenticatedError(FaceServiceError):
     suspicious = True
 
 
+class LivenessSessionError(FaceServiceError):
+    """A liveness stream broke the protocol: no LivenessStart first, a second one, a frame
+    over the size limit, a frame rate outside the allowed range."""
+
+    reason = "LIVENESS_SESSION_INVALID"
+    suspicious = True
+
+
 class RequestAbandonedError(Exception):
     """The caller cancelled or its deadline passed; the work stopped at a stage boundary."""
 

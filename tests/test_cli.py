@@ -228,8 +228,9 @@ def test_exit_codes_are_stable() -> None:
         ],
         ("PRESENTATION_ATTACK", 19),
         ("FACE_NOT_SCORABLE", 20),
-        ("TEMPLATE_INVALID", 21),
-        ("SEALING_UNAVAILABLE", 22),
+        ("LIVENESS_SESSION_FAILED", 21),
+        ("TEMPLATE_INVALID", 22),
+        ("SEALING_UNAVAILABLE", 23),
     ]
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 import grpc.aio
 
-from facesvc_client import _convert, _transport
+from facesvc_client import _convert, _transport, liveness
 from facesvc_client._convert import GalleryInput, ImageInput, StoredInput
 from facesvc_client._proto import face_service_pb2 as pb
 from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
 from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
 from facesvc_client.errors import DeadlineExceededError, StatusCode
+from facesvc_client.liveness import FrameInput, LivenessEvent, LivenessResult
 from facesvc_client.types import (
     EnrollResult,
     FaceSelection,
@@ -123,6 +125,67 @@ class AsyncFaceClient:
         """See FaceClient.health."""
         return _convert.health_result(await self._call("Health", pb.HealthRequest(), timeout))
 
+    async def check_liveness(
+        self,
+        frames: Iterable[FrameInput] | AsyncIterable[FrameInput],
+        *,
+        stored: StoredInput | None = None,
+        candidates: GalleryInput | None = None,
+        top_k: int = 1,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        frame_rate: float = 15.0,
+        on_event: Callable[[LivenessEvent], Any] | None = None,
+        timeout: float = 60.0,
+    ) -> LivenessResult:
+        """See FaceClient.check_liveness; `frames` may be an async iterator too, and
+        `on_event` a coroutine function."""
+        start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
+        stub = self._stubs[next(self._turn) % len(self._stubs)]
+        call = stub.CheckLiveness(timeout=timeout, metadata=self._metadata)
+        prompts = liveness._Prompts()
+
+        async def answer() -> LivenessResult | None:
+            """Read up to the next event (handed to on_event), or the result."""
+            message = await call.read()
+            if message is grpc.aio.EOF:
+                raise RuntimeError("the stream ended without a LivenessResult")
+            event = liveness.event_of(message)
+            if isinstance(event, liveness.LivenessStarted | liveness.LivenessFeedback):
+                prompts.note(event)
+                if on_event is not None:
+                    shown = on_event(event)
+                    if inspect.isawaitable(shown):
+                        await shown
+                return None
+            return liveness.result_of(event, prompts.seen)
+
+        try:
+            await call.write(start)
+            result = await answer()
+            if result is not None:
+                return result
+            ended = False
+            async for frame in _frames(frames):
+                request = await asyncio.to_thread(liveness.frame_request, frame)
+                try:
+                    await call.write(request)
+                except (grpc.RpcError, asyncio.InvalidStateError):
+                    # The last frame's feedback came with the result: the stream is closed,
+                    # and the result is waiting to be read.
+                    ended = True
+                    break
+                result = await answer()
+                if result is not None:
+                    return result
+            if not ended:
+                await call.done_writing()
+            while (result := await answer()) is None:
+                pass
+            return result
+        except grpc.RpcError as rpc_error:  # grpc.aio.AioRpcError
+            raise _transport.error_from_rpc(rpc_error, "CheckLiveness") from None
+
     async def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
         for channel in self._channels:
@@ -165,3 +228,12 @@ async def _read(image: ImageInput) -> bytes:
     if isinstance(image, bytes | bytearray | memoryview):
         return _convert.read_image(image)
     return await asyncio.to_thread(_convert.read_image, image)
+
+
+async def _frames(frames: Iterable[FrameInput] | AsyncIterable[FrameInput]) -> AsyncIterator[FrameInput]:
+    if isinstance(frames, AsyncIterable):
+        async for frame in frames:
+            yield frame
+    else:
+        for frame in frames:
+            yield frame

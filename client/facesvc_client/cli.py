@@ -37,6 +37,7 @@ from facesvc_client.errors import (
     ServiceUnavailableError,
     TemplateInvalidError,
 )
+from facesvc_client.liveness import LivenessEvent, video_frames
 from facesvc_client.types import (
     Candidate,
     FaceSelection,
@@ -76,9 +77,11 @@ class Exit(enum.IntEnum):
     """The face was taken for a print or a screen held to the camera."""
     FACE_NOT_SCORABLE = 20
     """The face is too small, cut off or too close to judge whether it is live: move, retry."""
-    TEMPLATE_INVALID = 21
+    LIVENESS_SESSION_FAILED = 21
+    """liveness: the session ended FAILED (its reason is in the JSON)."""
+    TEMPLATE_INVALID = 22
     """A sealed template does not open, or a plain one went to a sealed-only service."""
-    SEALING_UNAVAILABLE = 22
+    SEALING_UNAVAILABLE = 23
     """reseal: the service has no template key."""
 
 
@@ -218,6 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     command("health", "Print the serving model and configuration.")
+
+    live = command(
+        "liveness",
+        "Play VIDEO as the camera of a liveness session: one JSON line per prompt as it is "
+        "drawn, then the result (needs the video extra: pip install 'facesvc-client[video]').",
+    )
+    live.add_argument("video", help="a video file OpenCV reads (MP4, AVI, ...)")
+    live.add_argument(
+        "--embedding",
+        action="append",
+        metavar="FILE",
+        help="stored embedding(s) of the person (JSON): the result carries a Verify result",
+    )
+    live.add_argument("--gallery", metavar="FILE", help="a gallery (as identify's): an Identify result")
+    live.add_argument("--top-k", type=int, default=1, help="identities to list with --gallery")
+    live.add_argument(
+        "--fast",
+        action="store_true",
+        help="send frames as fast as the session takes them, not at the video's pace",
+    )
     return parser
 
 
@@ -234,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"facesvc: {error}", file=sys.stderr)
         return Exit.USAGE
+    except _SessionFailed as failed:
+        print(f"facesvc liveness: the session failed: {failed}", file=sys.stderr)
+        return Exit.LIVENESS_SESSION_FAILED
     except FaceServiceError as error:
         print(f"facesvc {args.command}: {error}", file=sys.stderr)
         return exit_code_for(error)
@@ -300,12 +326,48 @@ def _health(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any
     return result.to_dict(), result.serving
 
 
+def _liveness(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    try:
+        rate, frames = video_frames(args.video, pace=not args.fast)
+    except RuntimeError as error:
+        raise UsageError(str(error)) from None
+    shown: list[int] = []
+
+    def on_event(event: LivenessEvent) -> None:
+        if not shown or shown[-1] != event.prompt.index:
+            shown.append(event.prompt.index)
+            prompt = event.prompt
+            line = {"prompt": prompt.challenge.value, "index": prompt.index, "count": prompt.count}
+            print(json.dumps(line | {"timeout_seconds": round(prompt.timeout_seconds, 3)}), flush=True)
+
+    stored = [e for path in args.embedding for e in load_embeddings(path)] if args.embedding else None
+    result = client.check_liveness(
+        frames,
+        stored=stored,
+        candidates=load_gallery(args.gallery) if args.gallery else None,
+        top_k=args.top_k,
+        frame_rate=min(rate, 60.0),
+        on_event=on_event,
+        timeout=max(client.timeout, 120.0),
+    )
+    if not result.passed:
+        # The JSON goes out before the exit code says FAILED.
+        print(json.dumps(result.to_dict(), indent=2 if getattr(args, "pretty", False) else None), flush=True)
+        raise _SessionFailed(result.failure or "")
+    return result.to_dict(), True
+
+
+class _SessionFailed(Exception):
+    """liveness: the session ended FAILED; its JSON was printed."""
+
+
 _COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[Any, bool]]] = {
     "enroll": _enroll,
     "verify": _verify,
     "identify": _identify,
     "reseal": _reseal,
     "health": _health,
+    "liveness": _liveness,
 }
 
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
 import grpc
 
-from facesvc_client import _convert, _transport
+from facesvc_client import _convert, _transport, liveness
 from facesvc_client._convert import GalleryInput, ImageInput, StoredInput
 from facesvc_client._proto import face_service_pb2 as pb
 from facesvc_client._proto import face_service_pb2_grpc as pb_grpc
 from facesvc_client._transport import DEFAULT_TARGET, DEFAULT_TIMEOUT, RetryPolicy, TLSConfig
 from facesvc_client.errors import DeadlineExceededError, StatusCode
+from facesvc_client.liveness import FrameInput, LivenessEvent, LivenessResult
 from facesvc_client.types import (
     EnrollResult,
     FaceSelection,
@@ -146,6 +147,39 @@ class FaceClient:
         """The serving model and configuration. A service still loading answers with
         status NOT_SERVING rather than an error."""
         return _convert.health_result(self._call("Health", pb.HealthRequest(), timeout))
+
+    def check_liveness(
+        self,
+        frames: Iterable[FrameInput],
+        *,
+        stored: StoredInput | None = None,
+        candidates: GalleryInput | None = None,
+        top_k: int = 1,
+        threshold: float | None = None,
+        face_selection: FaceSelection | None = None,
+        frame_rate: float = 15.0,
+        on_event: Callable[[LivenessEvent], None] | None = None,
+        timeout: float = 60.0,
+    ) -> LivenessResult:
+        """Run one liveness session: `frames` is any iterator of camera frames (a camera
+        loop; see LivenessFrame for capture times). `on_event` gets the LivenessStarted and
+        each LivenessFeedback as they come: show their prompt and advice. The SDK takes the
+        next frame only after the last one's feedback. Returns the LivenessResult (PASSED
+        or FAILED with its reason); `stored` ends it with a Verify result, `candidates`
+        with an Identify result. Raises the SDK's errors when the stream is refused
+        (OVERLOADED and CALLER_THROTTLED as RequestTooLargeError's parent class,
+        ImageUndecodableError for a frame that is not an image, ...). Not retried."""
+        start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
+        stub = self._stubs[next(self._turn) % len(self._stubs)]
+        try:
+            return liveness.run_session(
+                lambda requests: stub.CheckLiveness(requests, timeout=timeout, metadata=self._metadata),
+                start,
+                frames,
+                on_event,
+            )
+        except grpc.RpcError as rpc_error:
+            raise _transport.error_from_rpc(rpc_error, "CheckLiveness") from None
 
     # ---- lifecycle --------------------------------------------------------------------
 

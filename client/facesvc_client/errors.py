@@ -234,6 +234,13 @@ class TemplateInvalidError(InvalidArgumentError):
     REASON = "TEMPLATE_INVALID"
 
 
+class LivenessSessionInvalidError(InvalidArgumentError):
+    """check_liveness: the stream broke the protocol (a frame over the size limit, a frame
+    rate outside the service's range). A FAILED session is a result, not this error."""
+
+    REASON = "LIVENESS_SESSION_INVALID"
+
+
 class ServiceUnavailableError(FaceServiceError):
     """The service cannot be reached, or is starting or stopping (UNAVAILABLE).
     Raised once the SDK's retries are spent."""
@@ -307,6 +314,7 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         EmbeddingModelMismatchError,
         TemplateInvalidError,
         SealingUnavailableError,
+        LivenessSessionInvalidError,
         EngineNotReadyError,
         PresentationAttackRelaxDeniedError,
         PresentationAttackUnavailableError,

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import cv2
@@ -319,19 +319,25 @@ class FaceEngine:
         selection: FaceSelection | None = None,
         should_stop: StopCheck | None = None,
         presentation_attack: AttackMode | None = None,
+        *,
+        embed: bool = True,
+        detection_size: int | None = None,
     ) -> AnalysedFace:
         """Decode, detect, choose, measure, check and embed the one face a photo is about.
         `should_stop` is asked at every stage boundary (RequestAbandonedError when true).
-        `presentation_attack` is the mode of the attack stage (None: the kiosk default)."""
+        `presentation_attack` is the mode of the attack stage (None: the kiosk default).
+        The liveness session's frames skip the embedding (`embed=False`: an empty one;
+        see embed_face) and detect at their own `detection_size`."""
         detector, recognizer = self._models()
         settings = self.settings
         clock = _StageClock(self.observer, should_stop)
         header = decode.read_header(
             image_bytes, min_size=settings.min_image_size, max_size=settings.max_image_size
         )
-        reduction = decode.reduction_for(header, settings.detection_size)
+        detect_at = detection_size or settings.detection_size
+        reduction = decode.reduction_for(header, detect_at)
         pixels = decode.decode(image_bytes, header, reduction)
-        small, det_scale = decode.resize_long_side(pixels, settings.detection_size)
+        small, det_scale = decode.resize_long_side(pixels, detect_at)
         clock.lap("decode")
         # detection-image pixels -> original pixels
         to_original = reduction / det_scale
@@ -398,7 +404,7 @@ class FaceEngine:
             clock.lap("presentation_attack")
             if mode is AttackMode.ENFORCE:
                 self._enforce(verdict, face_px)
-        embedding = recognizer.embed(source, face)
+        embedding = recognizer.embed(source, face) if embed else np.zeros(0, dtype=np.float32)
         log.debug(
             "face analysed",
             extra={
@@ -464,18 +470,7 @@ class FaceEngine:
         limit = self._threshold(threshold)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
-        dists = matching.distances(face.embedding, gallery, recognizer.metric)
-        best = int(np.argmin(dists))
-        distance = float(dists[best])
-        return Verification(
-            face=face,
-            model=recognizer.name,
-            match=distance <= limit,
-            confidence=matching.confidence(distance, limit),
-            distance=distance,
-            threshold=limit,
-            best_template_index=best,
-        )
+        return self._verification(face, gallery, limit, recognizer)
 
     def identify(
         self,
@@ -495,13 +490,68 @@ class FaceEngine:
         limit = self._threshold(threshold)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
+        return self._identification(face, gallery.ids, matrix, top_k, limit, recognizer)
+
+    # ---- an analysed face against templates (the liveness session's best frame) ----
+
+    def check_templates(self, stored: Sequence[StoredEmbedding] = (), gallery: Gallery | None = None) -> None:
+        """Validate templates before any face is analysed (EmbeddingInvalidError, ...)."""
+        _, recognizer = self._models()
+        if stored:
+            self._gallery(stored, recognizer, what="stored_embeddings")
+        if gallery is not None:
+            self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+
+    def compare(
+        self, face: AnalysedFace, stored: Sequence[StoredEmbedding], threshold: float | None = None
+    ) -> Verification:
+        """Verify's comparison for a face already analysed."""
+        _, recognizer = self._models()
+        matrix = self._gallery(stored, recognizer, what="stored_embeddings")
+        return self._verification(face, matrix, self._threshold(threshold), recognizer)
+
+    def rank(
+        self, face: AnalysedFace, gallery: Gallery, top_k: int = 1, threshold: float | None = None
+    ) -> Identification:
+        """Identify's ranking for a face already analysed."""
+        _, recognizer = self._models()
+        matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        return self._identification(face, gallery.ids, matrix, top_k, self._threshold(threshold), recognizer)
+
+    @staticmethod
+    def _verification(
+        face: AnalysedFace, matrix: FloatArray, limit: float, recognizer: FaceRecognizer
+    ) -> Verification:
+        """The closest of a person's templates decides."""
         dists = matching.distances(face.embedding, matrix, recognizer.metric)
-        # Closest rows first; the first row seen of an id is its best template.
+        best = int(np.argmin(dists))
+        distance = float(dists[best])
+        return Verification(
+            face=face,
+            model=recognizer.name,
+            match=distance <= limit,
+            confidence=matching.confidence(distance, limit),
+            distance=distance,
+            threshold=limit,
+            best_template_index=best,
+        )
+
+    @staticmethod
+    def _identification(
+        face: AnalysedFace,
+        ids: Sequence[str],
+        matrix: FloatArray,
+        top_k: int,
+        limit: float,
+        recognizer: FaceRecognizer,
+    ) -> Identification:
+        """Closest rows first; the first row seen of an id is its best template."""
+        dists = matching.distances(face.embedding, matrix, recognizer.metric)
         wanted = max(top_k, 1)
         ranked: list[IdentityMatch] = []
         seen: set[str] = set()
         for row in matching.nearest_first(dists, wanted):
-            identity = gallery.ids[row]
+            identity = ids[row]
             if identity in seen:
                 continue
             seen.add(identity)
@@ -513,9 +563,20 @@ class FaceEngine:
                 break
         return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
 
-    def check_templates(self, stored: Sequence[StoredEmbedding], what: str) -> None:
+    def check_stored(self, stored: Sequence[StoredEmbedding], what: str) -> None:
         """Validate stored embeddings as Verify does, without a photo (Reseal)."""
         self._gallery(stored, self._models()[1], what)
+
+    def embed_face(self, pixels: Image, face: AnalysedFace) -> AnalysedFace:
+        """`face` (analysed with embed=False) with its embedding, from the full-size upright
+        pixels of its image."""
+        _, recognizer = self._models()
+        return replace(face, embedding=recognizer.embed(pixels, face.detection))
+
+    def distance(self, first: FloatArray, second: FloatArray) -> float:
+        """The model's distance between two embeddings it made."""
+        _, recognizer = self._models()
+        return float(matching.distances(first, second[np.newaxis, :], recognizer.metric)[0])
 
     # ---- validation of what the caller stored ------------------------------------
 

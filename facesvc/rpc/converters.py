@@ -7,9 +7,25 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
+from facesvc.engine.liveness_session import (
+    Challenge,
+    Feedback,
+    Prompt,
+    SessionResult,
+    SessionTemplates,
+    Started,
+)
 from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.templates import Exported, SealedTemplate, Template, Templates
-from facesvc.engine.types import AnalysedFace, IdentityMatch, LivenessCheck, Point, Quality
+from facesvc.engine.types import (
+    AnalysedFace,
+    Identification,
+    IdentityMatch,
+    LivenessCheck,
+    Point,
+    Quality,
+    Verification,
+)
 from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
 
@@ -153,3 +169,136 @@ def matches_to_proto(matches: Sequence[IdentityMatch]) -> list[pb.IdentityMatch]
         pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match)
         for m in matches
     ]
+
+
+# ---- CheckLiveness ------------------------------------------------------------------------
+
+_CHALLENGES = {
+    Challenge.BLINK: pb.LIVENESS_CHALLENGE_BLINK,
+    Challenge.TURN_LEFT: pb.LIVENESS_CHALLENGE_TURN_LEFT,
+    Challenge.TURN_RIGHT: pb.LIVENESS_CHALLENGE_TURN_RIGHT,
+}
+
+
+def liveness_templates(start: pb.LivenessStart, dimension: int, templates: Templates) -> SessionTemplates:
+    """The templates of a LivenessStart (plain or sealed, as `templates` allows): stored
+    embeddings, a gallery, or none."""
+    gallery = None
+    if len(start.candidates) or start.HasField("packed_candidates"):
+        listed = templates.gallery(
+            [(m.id, stored_template(m.embedding)) for m in start.candidates], "candidates"
+        )
+        if start.HasField("packed_candidates"):
+            packed = start.packed_candidates
+            templates.allow_plain("packed_candidates", len(packed.ids) or len(packed.values))
+            listed = listed + Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+        gallery = listed
+    return SessionTemplates(
+        stored=templates.stored(stored_templates(start.stored_embeddings), "stored_embeddings"),
+        gallery=gallery,
+        top_k=start.top_k,
+        threshold=optional_float(start, "threshold"),
+    )
+
+
+def prompt_to_proto(prompt: Prompt) -> pb.LivenessPrompt:
+    return pb.LivenessPrompt(
+        challenge=_CHALLENGES[prompt.challenge],
+        index=prompt.index,
+        count=prompt.count,
+        timeout_seconds=prompt.timeout_seconds,
+    )
+
+
+def started_to_proto(started: Started) -> pb.CheckLivenessResponse:
+    policy = started.policy
+    return pb.CheckLivenessResponse(
+        started=pb.LivenessStarted(
+            session_id=started.session_id,
+            prompt=prompt_to_proto(started.prompt),
+            max_frames=policy.max_frames,
+            max_frame_bytes=policy.max_frame_bytes,
+            max_session_seconds=policy.max_session_seconds,
+            min_frame_rate=policy.min_frame_rate,
+            max_frame_rate=policy.max_frame_rate,
+        )
+    )
+
+
+def feedback_to_proto(feedback: Feedback) -> pb.CheckLivenessResponse:
+    return pb.CheckLivenessResponse(
+        feedback=pb.LivenessFeedback(
+            advice=f"LIVENESS_ADVICE_{feedback.advice.value}",
+            face=face_to_proto(feedback.face) if feedback.face is not None else None,
+            prompt=prompt_to_proto(feedback.prompt),
+            progress=feedback.progress,
+            prompts_met=feedback.prompts_met,
+            frame_index=feedback.frame_index,
+        )
+    )
+
+
+def result_to_proto(result: SessionResult, templates: Templates) -> pb.CheckLivenessResponse:
+    """A session's result; its best frame's embedding as Enroll hands it out (sealed under
+    the current key unless the service runs plain templates)."""
+    message = pb.LivenessResult(
+        outcome=pb.LIVENESS_OUTCOME_PASSED if result.passed else pb.LIVENESS_OUTCOME_FAILED,
+        failure=f"LIVENESS_FAILURE_{result.failure.value}"
+        if result.failure
+        else pb.LIVENESS_FAILURE_UNSPECIFIED,
+        detail=result.detail,
+        score=result.score,
+        session_id=result.session_id,
+        frames=result.frames,
+        prompts_met=result.prompts_met,
+        token=result.token,
+    )
+    best = result.best
+    if best is not None:
+        message.embedding.CopyFrom(template_to_proto(templates.export(best.embedding, result.model)))
+        message.quality.CopyFrom(quality_to_proto(best.quality))
+        message.face.CopyFrom(face_to_proto(best))
+        message.liveness_checks.extend(liveness_to_proto(best.liveness))
+    if result.verification is not None:
+        message.verify.CopyFrom(verification_to_proto(result.verification))
+    if result.identification is not None:
+        message.identify.CopyFrom(identification_to_proto(result.identification))
+    return pb.CheckLivenessResponse(result=message)
+
+
+def verification_to_proto(result: Verification) -> pb.VerifyResponse:
+    return pb.VerifyResponse(
+        match=result.match,
+        confidence=result.confidence,
+        distance=result.distance,
+        threshold=result.threshold,
+        model=result.model,
+        quality=quality_to_proto(result.face.quality),
+        face=face_to_proto(result.face),
+        best_template_index=result.best_template_index,
+        liveness_checks=liveness_to_proto(result.face.liveness),
+    )
+
+
+def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
+    return pb.IdentifyResponse(
+        matches=matches_to_proto(result.matches),
+        threshold=result.threshold,
+        model=result.model,
+        quality=quality_to_proto(result.face.quality),
+        face=face_to_proto(result.face),
+        liveness_checks=liveness_to_proto(result.face.liveness),
+    )
+
+
+def failure_of(response: pb.CheckLivenessResponse) -> tuple[str, dict[str, str]]:
+    """The failure reason a FAILED result carries, else ''."""
+    if response.HasField("result") and response.result.outcome == pb.LIVENESS_OUTCOME_FAILED:
+        result = response.result
+        reason = pb.LivenessFailure.Name(result.failure).removeprefix("LIVENESS_FAILURE_")
+        return reason, {
+            "detail": result.detail,
+            "frames": str(result.frames),
+            "session_id": result.session_id,
+        }
+    return "", {}

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
 
@@ -126,6 +126,11 @@ class Guard:
         self._slots = threading.BoundedSemaphore(self.limit)
         self.failures = FailureTracker(settings.failure_threshold, settings.failure_window_seconds)
         self._throttle = settings.throttle_failing_callers
+        self.session_limit = settings.liveness_sessions
+        self._sessions = threading.BoundedSemaphore(self.session_limit)
+        self.session_failures = FailureTracker(
+            settings.liveness_failure_threshold, settings.liveness_failure_window_seconds
+        )
 
     @contextmanager
     def admit(self, caller: str) -> Iterator[None]:
@@ -142,6 +147,23 @@ class Guard:
             yield
         finally:
             self._slots.release()
+
+    @contextmanager
+    def admit_session(self, caller: str) -> Iterator[None]:
+        """A liveness session: its own bound, and failed sessions always throttle."""
+        if self.session_failures.at_threshold(caller):
+            raise errors.CallerThrottledError(
+                "Too many failed liveness sessions recently; try again later.", caller=caller
+            )
+        if not self._sessions.acquire(blocking=False):
+            raise errors.OverloadedError(
+                "The service is at its limit of concurrent liveness sessions; retry with backoff.",
+                max_liveness_sessions=self.session_limit,
+            )
+        try:
+            yield
+        finally:
+            self._sessions.release()
 
 
 def _failed_match(response: Any) -> bool:
@@ -220,3 +242,66 @@ def _abort(context: grpc.ServicerContext, status: grpc.Status) -> NoReturn:
 def _abort_plain(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
     context.abort(code, message)
     raise AssertionError("abort returned")  # pragma: no cover
+
+
+class SessionEnd(Protocol):
+    """Told how each liveness stream ended (facesvc.rpc.metrics)."""
+
+    def session_ended(self, outcome: str, reason: str, frames: int) -> None: ...
+
+
+def guarded_stream(rpc: str) -> Callable[[F], F]:
+    """`guarded` for the liveness stream (a generator of responses, on an instance with
+    `guard` and `session_metrics`): admission by the session bound, every error to its
+    status, and one security line per failed session with its reason (a FAILED result,
+    or a refusal). `failure_of(response)` names the failure a final response carries."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: Any, requests: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            guard: Guard = self.guard
+            metrics: SessionEnd | None = self.session_metrics
+            caller = caller_of(context)
+
+            def failed(reason: str, details: object) -> None:
+                guard.session_failures.record(caller, rpc, reason, context.peer())
+                security_log.warning(
+                    "liveness session failed",
+                    extra={
+                        "event": "liveness_failed",
+                        "rpc": rpc,
+                        "peer": context.peer(),
+                        "caller": caller,
+                        "reason": reason,
+                        "details": details,
+                    },
+                )
+
+            try:
+                with guard.admit_session(caller):
+                    for response in method(self, requests, context):
+                        reason, details = self.failure_of(response)
+                        if reason:
+                            failed(reason, details)
+                        yield response
+            except errors.FaceServiceError as error:
+                if not isinstance(error, errors.OverloadedError | errors.CallerThrottledError):
+                    failed(error.reason, dict(error.metadata))
+                if metrics is not None:
+                    metrics.session_ended("REFUSED", error.reason, 0)
+                _abort(context, status_for(error))
+            except errors.EngineNotReadyError as error:
+                _abort(context, status_for(error))
+            except errors.RequestAbandonedError:
+                if metrics is not None:
+                    metrics.session_ended("ABANDONED", "", 0)
+                _abort_plain(
+                    context, grpc.StatusCode.CANCELLED, "The caller went away; the work was stopped."
+                )
+            except Exception as error:
+                log.exception("unexpected error", extra={"rpc": rpc, "peer": context.peer()})
+                _abort(context, status_for(error))
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

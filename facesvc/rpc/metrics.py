@@ -33,6 +33,7 @@ from prometheus_client.exposition import start_http_server
 from facesvc import __version__, errors
 from facesvc.engine import FaceEngine
 from facesvc.engine.engine import STAGES
+from facesvc.engine.liveness_session import Failure
 from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
 from facesvc.rpc.status import INTERNAL_REASON, NOT_READY_REASON, STATUS_CODES
 
@@ -44,6 +45,8 @@ _HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0)
 #: Seconds. From microseconds (select) to a few hundred milliseconds (decoding a large photo).
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56)
+#: Frames per liveness session: 3 prompts at 15 fps take 40-150.
+FRAME_COUNT_BUCKETS = (5, 10, 20, 40, 60, 90, 120, 180, 240, 300, 600)
 UNARY = "unary"
 #: Every ErrorInfo reason a call can end with (README "Errors").
 REASONS = sorted(
@@ -137,6 +140,26 @@ class ServiceMetrics:
             multiprocess_mode="livesum",
             registry=registry,
         )
+        self.liveness_sessions = Counter(
+            "facesvc_liveness_sessions",
+            "Liveness sessions (CheckLiveness) ended, by outcome (PASSED, FAILED, REFUSED: ended "
+            "by an error status, ABANDONED: the caller left) and reason (a LivenessFailure such "
+            "as PROMPT_TIMEOUT, or the refusal's ErrorInfo reason).",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+        self.liveness_frames = Histogram(
+            "facesvc_liveness_frames_per_session",
+            "Frames each ended liveness session received.",
+            buckets=FRAME_COUNT_BUCKETS,
+            registry=registry,
+        )
+        self.liveness_frame_seconds = Histogram(
+            "facesvc_liveness_frame_seconds",
+            "Server time from a liveness frame's arrival in the session to its feedback.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         ProcessCollector(registry=registry)
         self.worker_threads.set(engine.settings.worker_threads)
         if engine.ready:
@@ -154,6 +177,9 @@ class ServiceMetrics:
                         self.rejections.labels(method, reason)
         for stage in STAGES:
             self.stage_seconds.labels(stage)
+        self.liveness_sessions.labels("PASSED", "")
+        for failure in Failure:
+            self.liveness_sessions.labels("FAILED", failure.value)
 
     def _set_build_info(self) -> None:
         # Once, with the loaded models' own names (a cleared series would linger in
@@ -162,6 +188,16 @@ class ServiceMetrics:
             info = self._engine.info()
             self.build_info.labels(__version__, info.model, info.detector).set(1)
             self._build_info_set = True
+
+    def frame_processed(self, seconds: float) -> None:
+        """One liveness frame's feedback took `seconds` (facesvc.engine.liveness_session)."""
+        self.liveness_frame_seconds.observe(seconds)
+
+    def session_ended(self, outcome: str, reason: str, frames: int) -> None:
+        """A liveness session ended; refusals come with 0 frames and are not in the histogram."""
+        self.liveness_sessions.labels(outcome, reason).inc()
+        if outcome in ("PASSED", "FAILED"):
+            self.liveness_frames.observe(frames)
 
     def set_serving(self, serving: bool) -> None:
         """Health changed; once serving, the engine has loaded and its names are final."""

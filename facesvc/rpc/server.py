@@ -107,10 +107,16 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
     face_server.templates = Templates.configured(settings.template_mode, settings.template_keys_file)
-    servicer = FaceServiceServicer(
-        engine, is_serving=lambda: face_server.serving, templates=face_server.templates
+    add_face_service(
+        FaceServiceServicer(
+            engine,
+            is_serving=lambda: face_server.serving,
+            templates=face_server.templates,
+            session_metrics=metrics,
+            settings=settings,
+        ),
+        server,
     )
-    add_face_service(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
 from facesvc import __version__
+from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.liveness_session import LivenessSessions, SessionObserver
 from facesvc.engine.templates import Templates
+from facesvc.errors import LivenessSessionError, RequestAbandonedError
 from facesvc.rpc import converters
 from facesvc.rpc.auth import RelaxPolicy
-from facesvc.rpc.guard import Guard, caller_gone, guarded
+from facesvc.rpc.guard import Guard, caller_gone, guarded, guarded_stream
 from facesvc.rpc.wire import IdentifyCall, parse_identify
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
@@ -29,12 +35,19 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         is_serving: Callable[[], bool],
         guard: Guard | None = None,
         templates: Templates | None = None,
+        session_metrics: SessionObserver | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self._engine = engine
+        # The server's settings (create_server's), which may differ from the engine's.
+        settings = settings or engine.settings
         self.templates = templates or Templates.configured(
-            engine.settings.template_mode, engine.settings.template_keys_file
+            settings.template_mode, settings.template_keys_file
         )
-        self.guard = guard or Guard(engine.settings)
+        self.guard = guard or Guard(settings)
+        self.session_metrics = session_metrics
+        self.failure_of = converters.failure_of
+        self._sessions = LivenessSessions(engine, settings)
         self._is_serving = is_serving
         self._started_at = time.monotonic()
         settings = engine.settings
@@ -107,6 +120,51 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_checks=converters.liveness_to_proto(result.face.liveness),
         )
 
+    @guarded_stream("CheckLiveness")
+    def CheckLiveness(
+        self, requests: Iterator[pb.CheckLivenessRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.CheckLivenessResponse]:
+        incoming = _Incoming(requests)
+        try:
+            yield from self._session(incoming, context)
+        finally:
+            incoming.close()
+
+    def _session(
+        self, incoming: _Incoming, context: grpc.ServicerContext
+    ) -> Iterator[pb.CheckLivenessResponse]:
+        gone = caller_gone(context)
+        first = incoming.next(self._sessions.policy.max_session_seconds)
+        if first is None or first is _TIMEOUT or not first.HasField("start"):
+            raise LivenessSessionError("The stream must open with a LivenessStart.")
+        start = first.start
+        session = self._sessions.open(
+            converters.liveness_templates(start, self._engine.info().embedding_dim, self.templates),
+            converters.face_selection(start.face_selection),
+            start.frame_rate,
+            self.session_metrics,
+        )
+        yield converters.started_to_proto(session.start())
+        while True:
+            remaining = context.time_remaining()
+            wait = session.seconds_left() if remaining is None else min(remaining, session.seconds_left())
+            request = incoming.next(max(wait, 0.0))
+            if gone():
+                raise RequestAbandonedError("the caller went away between frames")
+            if request is _TIMEOUT:
+                yield converters.result_to_proto(session.expire(), self.templates)
+                return
+            if request is None:
+                yield converters.result_to_proto(session.stream_ended(), self.templates)
+                return
+            if not request.HasField("frame"):
+                raise LivenessSessionError("Only frames may follow the LivenessStart.")
+            outcome = session.frame(request.frame.image, request.frame.capture_time, gone)
+            if outcome.result is not None:
+                yield converters.result_to_proto(outcome.result, self.templates)  # the frame's one answer
+                return
+            yield converters.feedback_to_proto(outcome.feedback)
+
     @guarded("Health", admit=False)
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         info = self._engine.info()
@@ -137,18 +195,67 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
     @guarded("Reseal")
     def Reseal(self, request: pb.ResealRequest, context: grpc.ServicerContext) -> pb.ResealResponse:
         resealed, gallery = self.templates.reseal(
-            converters.stored_templates(request.templates), self._engine.check_templates, list(request.ids)
+            converters.stored_templates(request.templates), self._engine.check_stored, list(request.ids)
         )
         return pb.ResealResponse(
             templates=[converters.template_to_proto(t) for t in resealed], packed_gallery=gallery
         )
 
 
+_TIMEOUT: Any = object()
+
+
+class _Incoming:
+    """The kiosk's messages, read on a thread of their own so that a session whose kiosk
+    stops sending still ends at its lifetime (grpc's request iterator blocks)."""
+
+    def __init__(self, requests: Iterator[pb.CheckLivenessRequest]) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(
+            target=self._read, args=(requests,), name="facesvc-liveness-read", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, requests: Iterator[pb.CheckLivenessRequest]) -> None:
+        try:
+            for request in requests:
+                if not self._put(request):
+                    return
+        except Exception:  # cancelled or broken stream: the handler sees the end
+            pass
+        self._put(None)
+
+    def _put(self, item: Any) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def close(self) -> None:
+        """The handler is done: the reader stops at its next message."""
+        self._closed.set()
+
+    def next(self, timeout: float) -> Any:
+        """The next request, None at the stream's end, _TIMEOUT after `timeout` seconds."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return _TIMEOUT
+
+
 def add_to_server(servicer: FaceServiceServicer, server: grpc.Server) -> None:
     """Register FaceService as the generated add_FaceServiceServicer_to_server does, with
     Identify's request parsed by facesvc.rpc.wire (a Candidate gallery as one matrix)."""
     handlers = {
-        method.name: grpc.unary_unary_rpc_method_handler(
+        method.name: (
+            grpc.stream_stream_rpc_method_handler
+            if method.client_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )(
             getattr(servicer, method.name),
             request_deserializer=(
                 parse_identify

@@ -31,6 +31,7 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.EmbeddingModelMismatchError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.TemplateInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.SealingUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.LivenessSessionError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.CallerThrottledError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,

@@ -33,6 +33,43 @@ class TemplateMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TEMPLATE_MODE_PLAIN: _ClassVar[TemplateMode]
     TEMPLATE_MODE_SEALED: _ClassVar[TemplateMode]
     TEMPLATE_MODE_BOTH: _ClassVar[TemplateMode]
+
+class LivenessChallenge(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVENESS_CHALLENGE_UNSPECIFIED: _ClassVar[LivenessChallenge]
+    LIVENESS_CHALLENGE_BLINK: _ClassVar[LivenessChallenge]
+    LIVENESS_CHALLENGE_TURN_LEFT: _ClassVar[LivenessChallenge]
+    LIVENESS_CHALLENGE_TURN_RIGHT: _ClassVar[LivenessChallenge]
+
+class LivenessOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVENESS_OUTCOME_UNSPECIFIED: _ClassVar[LivenessOutcome]
+    LIVENESS_OUTCOME_PASSED: _ClassVar[LivenessOutcome]
+    LIVENESS_OUTCOME_FAILED: _ClassVar[LivenessOutcome]
+
+class LivenessFailure(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVENESS_FAILURE_UNSPECIFIED: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_PROMPT_TIMEOUT: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_WRONG_RESPONSE: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_FACE_LOST: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_MULTIPLE_FACES: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_IDENTITY_CHANGED: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_NO_MOTION: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_PRESENTATION_ATTACK: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_FRAME_TIMING: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_TOO_MANY_FRAMES: _ClassVar[LivenessFailure]
+    LIVENESS_FAILURE_SESSION_EXPIRED: _ClassVar[LivenessFailure]
+
+class LivenessAdvice(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LIVENESS_ADVICE_UNSPECIFIED: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_OK: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_NO_FACE: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_MOVE_CLOSER: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_CENTRE_FACE: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_IMPROVE_CAPTURE: _ClassVar[LivenessAdvice]
+    LIVENESS_ADVICE_ONE_PERSON_ONLY: _ClassVar[LivenessAdvice]
 FACE_SELECTION_UNSPECIFIED: FaceSelection
 FACE_SELECTION_REJECT_MULTIPLE: FaceSelection
 FACE_SELECTION_LARGEST: FaceSelection
@@ -48,6 +85,31 @@ TEMPLATE_MODE_UNSPECIFIED: TemplateMode
 TEMPLATE_MODE_PLAIN: TemplateMode
 TEMPLATE_MODE_SEALED: TemplateMode
 TEMPLATE_MODE_BOTH: TemplateMode
+LIVENESS_CHALLENGE_UNSPECIFIED: LivenessChallenge
+LIVENESS_CHALLENGE_BLINK: LivenessChallenge
+LIVENESS_CHALLENGE_TURN_LEFT: LivenessChallenge
+LIVENESS_CHALLENGE_TURN_RIGHT: LivenessChallenge
+LIVENESS_OUTCOME_UNSPECIFIED: LivenessOutcome
+LIVENESS_OUTCOME_PASSED: LivenessOutcome
+LIVENESS_OUTCOME_FAILED: LivenessOutcome
+LIVENESS_FAILURE_UNSPECIFIED: LivenessFailure
+LIVENESS_FAILURE_PROMPT_TIMEOUT: LivenessFailure
+LIVENESS_FAILURE_WRONG_RESPONSE: LivenessFailure
+LIVENESS_FAILURE_FACE_LOST: LivenessFailure
+LIVENESS_FAILURE_MULTIPLE_FACES: LivenessFailure
+LIVENESS_FAILURE_IDENTITY_CHANGED: LivenessFailure
+LIVENESS_FAILURE_NO_MOTION: LivenessFailure
+LIVENESS_FAILURE_PRESENTATION_ATTACK: LivenessFailure
+LIVENESS_FAILURE_FRAME_TIMING: LivenessFailure
+LIVENESS_FAILURE_TOO_MANY_FRAMES: LivenessFailure
+LIVENESS_FAILURE_SESSION_EXPIRED: LivenessFailure
+LIVENESS_ADVICE_UNSPECIFIED: LivenessAdvice
+LIVENESS_ADVICE_OK: LivenessAdvice
+LIVENESS_ADVICE_NO_FACE: LivenessAdvice
+LIVENESS_ADVICE_MOVE_CLOSER: LivenessAdvice
+LIVENESS_ADVICE_CENTRE_FACE: LivenessAdvice
+LIVENESS_ADVICE_IMPROVE_CAPTURE: LivenessAdvice
+LIVENESS_ADVICE_ONE_PERSON_ONLY: LivenessAdvice
 
 class Embedding(_message.Message):
     __slots__ = ("values", "model", "sealed", "key_id")
@@ -332,3 +394,125 @@ class ResealResponse(_message.Message):
     templates: _containers.RepeatedCompositeFieldContainer[Embedding]
     packed_gallery: bytes
     def __init__(self, templates: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., packed_gallery: _Optional[bytes] = ...) -> None: ...
+
+class CheckLivenessRequest(_message.Message):
+    __slots__ = ("start", "frame")
+    START_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    start: LivenessStart
+    frame: LivenessFrame
+    def __init__(self, start: _Optional[_Union[LivenessStart, _Mapping]] = ..., frame: _Optional[_Union[LivenessFrame, _Mapping]] = ...) -> None: ...
+
+class LivenessStart(_message.Message):
+    __slots__ = ("stored_embeddings", "candidates", "packed_candidates", "top_k", "threshold", "face_selection", "frame_rate")
+    STORED_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    stored_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    packed_candidates: PackedGallery
+    top_k: int
+    threshold: float
+    face_selection: FaceSelection
+    frame_rate: float
+    def __init__(self, stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., frame_rate: _Optional[float] = ...) -> None: ...
+
+class LivenessFrame(_message.Message):
+    __slots__ = ("image", "capture_time")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CAPTURE_TIME_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    capture_time: float
+    def __init__(self, image: _Optional[bytes] = ..., capture_time: _Optional[float] = ...) -> None: ...
+
+class LivenessPrompt(_message.Message):
+    __slots__ = ("challenge", "index", "count", "timeout_seconds")
+    CHALLENGE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    challenge: LivenessChallenge
+    index: int
+    count: int
+    timeout_seconds: float
+    def __init__(self, challenge: _Optional[_Union[LivenessChallenge, str]] = ..., index: _Optional[int] = ..., count: _Optional[int] = ..., timeout_seconds: _Optional[float] = ...) -> None: ...
+
+class LivenessStarted(_message.Message):
+    __slots__ = ("session_id", "prompt", "max_frames", "max_frame_bytes", "max_session_seconds", "min_frame_rate", "max_frame_rate")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SESSION_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MIN_FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    prompt: LivenessPrompt
+    max_frames: int
+    max_frame_bytes: int
+    max_session_seconds: float
+    min_frame_rate: float
+    max_frame_rate: float
+    def __init__(self, session_id: _Optional[str] = ..., prompt: _Optional[_Union[LivenessPrompt, _Mapping]] = ..., max_frames: _Optional[int] = ..., max_frame_bytes: _Optional[int] = ..., max_session_seconds: _Optional[float] = ..., min_frame_rate: _Optional[float] = ..., max_frame_rate: _Optional[float] = ...) -> None: ...
+
+class LivenessFeedback(_message.Message):
+    __slots__ = ("advice", "face", "prompt", "progress", "prompts_met", "frame_index")
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_MET_FIELD_NUMBER: _ClassVar[int]
+    FRAME_INDEX_FIELD_NUMBER: _ClassVar[int]
+    advice: LivenessAdvice
+    face: Face
+    prompt: LivenessPrompt
+    progress: float
+    prompts_met: int
+    frame_index: int
+    def __init__(self, advice: _Optional[_Union[LivenessAdvice, str]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., prompt: _Optional[_Union[LivenessPrompt, _Mapping]] = ..., progress: _Optional[float] = ..., prompts_met: _Optional[int] = ..., frame_index: _Optional[int] = ...) -> None: ...
+
+class LivenessResult(_message.Message):
+    __slots__ = ("outcome", "failure", "detail", "score", "session_id", "frames", "prompts_met", "embedding", "quality", "face", "liveness_checks", "verify", "identify", "token")
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    PROMPTS_MET_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    VERIFY_FIELD_NUMBER: _ClassVar[int]
+    IDENTIFY_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    outcome: LivenessOutcome
+    failure: LivenessFailure
+    detail: str
+    score: float
+    session_id: str
+    frames: int
+    prompts_met: int
+    embedding: Embedding
+    quality: Quality
+    face: Face
+    liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
+    verify: VerifyResponse
+    identify: IdentifyResponse
+    token: str
+    def __init__(self, outcome: _Optional[_Union[LivenessOutcome, str]] = ..., failure: _Optional[_Union[LivenessFailure, str]] = ..., detail: _Optional[str] = ..., score: _Optional[float] = ..., session_id: _Optional[str] = ..., frames: _Optional[int] = ..., prompts_met: _Optional[int] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., verify: _Optional[_Union[VerifyResponse, _Mapping]] = ..., identify: _Optional[_Union[IdentifyResponse, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+
+class CheckLivenessResponse(_message.Message):
+    __slots__ = ("started", "feedback", "result")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    FEEDBACK_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    started: LivenessStarted
+    feedback: LivenessFeedback
+    result: LivenessResult
+    def __init__(self, started: _Optional[_Union[LivenessStarted, _Mapping]] = ..., feedback: _Optional[_Union[LivenessFeedback, _Mapping]] = ..., result: _Optional[_Union[LivenessResult, _Mapping]] = ...) -> None: ...

@@ -60,6 +60,11 @@ class FaceServiceStub:
                 request_serializer=facesvc_dot_v1_dot_face__service__pb2.ResealRequest.SerializeToString,
                 response_deserializer=facesvc_dot_v1_dot_face__service__pb2.ResealResponse.FromString,
                 _registered_method=True)
+        self.CheckLiveness = channel.stream_stream(
+                '/facesvc.v1.FaceService/CheckLiveness',
+                request_serializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.SerializeToString,
+                response_deserializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.FromString,
+                _registered_method=True)
 
 
 class FaceServiceServicer:
@@ -146,6 +151,31 @@ class FaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckLiveness(self, request_iterator, context):
+        """CheckLiveness runs one liveness session over a bidirectional stream: the
+        kiosk streams camera frames, the server answers each with feedback and
+        asks for actions drawn at random (blink, turn the head left or right)
+        that a photo or a replayed video cannot follow. The first request must
+        be a LivenessStart; the server answers with LivenessStarted and the first
+        prompt, then each LivenessFrame with one LivenessFeedback, or with the
+        LivenessResult (PASSED or FAILED, with its failure reason) when that frame
+        ends the session; the stream closes after the result.
+
+        Status codes and ErrorInfo reasons (the stream ends without a result):
+        - INVALID_ARGUMENT: LIVENESS_SESSION_INVALID (no LivenessStart first, a
+        second one, a frame over FACESVC_LIVENESS_MAX_FRAME_BYTES, a frame
+        rate outside the allowed range), IMAGE_UNDECODABLE, IMAGE_TOO_SMALL,
+        IMAGE_TOO_LARGE (a frame), EMBEDDING_INVALID, EMBEDDING_MODEL_MISMATCH
+        (the templates of the LivenessStart).
+        - RESOURCE_EXHAUSTED: OVERLOADED (FACESVC_LIVENESS_MAX_SESSIONS sessions
+        are running), CALLER_THROTTLED (this caller failed too many sessions
+        recently).
+        - UNAVAILABLE, INTERNAL: as for Enroll.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FaceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +203,11 @@ def add_FaceServiceServicer_to_server(servicer, server):
                     servicer.Reseal,
                     request_deserializer=facesvc_dot_v1_dot_face__service__pb2.ResealRequest.FromString,
                     response_serializer=facesvc_dot_v1_dot_face__service__pb2.ResealResponse.SerializeToString,
+            ),
+            'CheckLiveness': grpc.stream_stream_rpc_method_handler(
+                    servicer.CheckLiveness,
+                    request_deserializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.FromString,
+                    response_serializer=facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -311,6 +346,33 @@ class FaceService:
             '/facesvc.v1.FaceService/Reseal',
             facesvc_dot_v1_dot_face__service__pb2.ResealRequest.SerializeToString,
             facesvc_dot_v1_dot_face__service__pb2.ResealResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckLiveness(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/facesvc.v1.FaceService/CheckLiveness',
+            facesvc_dot_v1_dot_face__service__pb2.CheckLivenessRequest.SerializeToString,
+            facesvc_dot_v1_dot_face__service__pb2.CheckLivenessResponse.FromString,
             options,
             channel_credentials,
             insecure,
