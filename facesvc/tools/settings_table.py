@@ -19,7 +19,9 @@ def table() -> str:
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
         default = field.default
-        shown = "unset" if default is None or default == () else f"`{default}`"
+        if isinstance(default, tuple):  # comma-separated in the environment
+            default = ",".join(map(str, default))
+        shown = "unset" if default is None or default == "" else f"`{default}`"
         description = " ".join((field.description or "").split())
         rows.append(f"| `FACESVC_{name.upper()}` | {shown} | {description} |")
     return "\n".join(rows)
