@@ -47,10 +47,12 @@ from facesvc_client import (
     LivenessFrame,
     LivenessSessionInvalidError,
     LivenessTokenError,
+    SealedTemplate,
     cli,
     verify_liveness_token,
 )
 from tests.conftest import ROOT, rejection, start_server
+from tests.test_templates import key_file
 
 SHARED = ROOT.parent / "shared"
 LIVENESS = SHARED / "liveness"
@@ -236,6 +238,26 @@ def test_a_person_who_turns_as_asked_passes_with_a_verify_result_and_a_valid_tok
         verify_liveness_token(result.token, KEY, embedding=Embedding((0.5,) * 128, "SFace"))
     with pytest.raises(LivenessTokenError, match="old"):
         verify_liveness_token(result.token, KEY, now=claims.issued_at + 3600)
+
+
+def test_a_session_takes_sealed_templates_and_hands_its_embedding_out_sealed(
+    servers: Servers, turn_clip: Clip, tmp_path: Path
+) -> None:
+    """With a template key, the session opens a sealed stored template and returns the
+    best frame's embedding sealed, as Enroll would (issue 13 meets issue 11)."""
+    keys = key_file(tmp_path / "keys", "k1")
+    server = servers.start(
+        liveness_challenges="turn_left,turn_right", liveness_token_key=KEY, template_keys_file=keys
+    )
+    with client_of(server) as client:
+        stored = client.enroll(turn_clip.frames[300]).embedding
+        assert isinstance(stored, SealedTemplate)
+        actor = Actor(turn_clip, TURN_SEGMENTS)
+        result = client.check_liveness(actor.frames(), stored=stored, frame_rate=30, on_event=actor.on_event)
+    assert result.passed, (result.failure, result.detail)
+    assert result.verify is not None and result.verify.match
+    assert isinstance(result.embedding, SealedTemplate) and result.embedding.key_id == "k1"
+    assert verify_liveness_token(result.token, KEY).passed
 
 
 def test_a_person_who_blinks_as_asked_passes_and_matches_another_recording(
