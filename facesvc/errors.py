@@ -138,6 +138,12 @@ class SealingUnavailableError(FaceServiceError):
     reason = "SEALING_UNAVAILABLE"
 
 
+class MessageTooLargeError(FaceServiceError):
+    """The request message is larger than FACESVC_MAX_MESSAGE_BYTES."""
+
+    reason = "MESSAGE_TOO_LARGE"
+
+
 class OverloadedError(FaceServiceError):
     """More requests are in progress than FACESVC_MAX_CONCURRENT_RPCS allows: retry later."""
 

@@ -121,7 +121,7 @@ REJECTED_PHOTOS = [
     ("tiny-face", lambda: images.shrunk("img27.jpg", 400), Exit.FACE_TOO_SMALL, "FACE_TOO_SMALL"),
     ("blurred-dark", lambda: images.blurred("img1.jpg", 12, 0.12), Exit.LOW_QUALITY, "LOW_QUALITY"),
     ("dark", lambda: images.darkened("img1.jpg", 0.15), Exit.LIVENESS_FAILED, "LIVENESS_FAILED"),
-    ("oversized", lambda: b"\xff" * (11 * 1024 * 1024), Exit.REQUEST_TOO_LARGE, "RESOURCE_EXHAUSTED"),
+    ("oversized", lambda: b"\xff" * (11 * 1024 * 1024), Exit.REQUEST_TOO_LARGE, "MESSAGE_TOO_LARGE"),
 ]
 
 

@@ -362,7 +362,8 @@ def test_embedding_model_mismatch(client: FaceClient, alice: Embedding) -> None:
 def test_request_too_large(client: FaceClient) -> None:
     with pytest.raises(RequestTooLargeError) as caught:
         client.enroll(b"\xff" * (11 * 1024 * 1024))
-    _assert_sdk_error(caught.value, StatusCode.RESOURCE_EXHAUSTED, None, "Enroll")
+    _assert_sdk_error(caught.value, StatusCode.RESOURCE_EXHAUSTED, "MESSAGE_TOO_LARGE", "Enroll")
+    assert caught.value.metadata["max_message_bytes"] == str(10 * 1024 * 1024)
 
 
 def test_deadline_exceeded_is_the_sdk_timeout_error(client: FaceClient) -> None:

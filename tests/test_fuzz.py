@@ -239,8 +239,11 @@ def test_fuzzed_requests_get_ok_or_a_reason(fuzz_server: tuple[subprocess.Popen[
                     counts["OK"] = counts.get("OK", 0) + 1
                 except grpc.RpcError as error:
                     if request.ByteSize() > MAX_MESSAGE_BYTES:  # type: ignore[attr-defined]
-                        # Refused by gRPC itself before any of our code runs.
-                        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+                        # Refused unparsed, before the servicer (facesvc.rpc.limits).
+                        assert rejection(error)[:2] == (
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            "MESSAGE_TOO_LARGE",
+                        )
                         counts["MESSAGE_TOO_LARGE"] = counts.get("MESSAGE_TOO_LARGE", 0) + 1
                         return
                     assert error.code() in ALLOWED, f"{rpc}: {error.code()} {error.details()}"

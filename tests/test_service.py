@@ -178,9 +178,9 @@ def test_embedding_model_mismatch(stub: pb_grpc.FaceServiceStub, enrolled: dict[
 
 
 def test_message_limit(stub: pb_grpc.FaceServiceStub) -> None:
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.Enroll(pb.EnrollRequest(image=b"\xff" * (11 * 1024 * 1024)), timeout=30)
-    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    code, reason, metadata = reject(stub.Enroll, pb.EnrollRequest(image=b"\xff" * (11 * 1024 * 1024)))
+    assert (code, reason) == (grpc.StatusCode.RESOURCE_EXHAUSTED, "MESSAGE_TOO_LARGE")
+    assert metadata["max_message_bytes"] == str(10 * 1024 * 1024)
 
 
 # ---- Verify -------------------------------------------------------------------------

@@ -24,7 +24,7 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     ├── ServiceUnavailableError         UNAVAILABLE (retried by the SDK)
     │   └── EngineNotReadyError         ENGINE_NOT_READY
     ├── DeadlineExceededError           DEADLINE_EXCEEDED (also a TimeoutError)
-    ├── RequestTooLargeError            RESOURCE_EXHAUSTED
+    ├── RequestTooLargeError            MESSAGE_TOO_LARGE (RESOURCE_EXHAUSTED)
     ├── AuthenticationError             UNAUTHENTICATED, PERMISSION_DENIED
     │   └── PresentationAttackRelaxDeniedError
     │                                   PRESENTATION_ATTACK_RELAX_DENIED
@@ -257,7 +257,10 @@ class DeadlineExceededError(FaceServiceError, TimeoutError):
 
 
 class RequestTooLargeError(FaceServiceError):
-    """The request exceeds the service's message limit (RESOURCE_EXHAUSTED)."""
+    """The request exceeds the service's message limit (RESOURCE_EXHAUSTED, reason
+    MESSAGE_TOO_LARGE; older services send no reason)."""
+
+    REASON = "MESSAGE_TOO_LARGE"
 
 
 class AuthenticationError(FaceServiceError):
@@ -318,6 +321,7 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         EngineNotReadyError,
         PresentationAttackRelaxDeniedError,
         PresentationAttackUnavailableError,
+        RequestTooLargeError,
         InternalError,
     )
     if cls.REASON is not None

@@ -14,6 +14,7 @@ from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.templates import Templates
 from facesvc.rpc.auth import PROBE_SERVICES, ApiKeyInterceptor
+from facesvc.rpc.limits import MessageLimitInterceptor, transport_limit
 from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
 from facesvc.rpc.request_log import RequestLogInterceptor
 from facesvc.rpc.servicer import FaceServiceServicer
@@ -70,7 +71,9 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     `set_serving()`. The port is the bound one, so settings.port may be 0. With
     `reuse_port`, several processes serve the same port (see facesvc.rpc.workers)."""
     options = [
-        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        # Above max_message_bytes: facesvc refuses those itself, so they are logged and
+        # counted (facesvc.rpc.limits).
+        ("grpc.max_receive_message_length", transport_limit(settings.max_message_bytes)),
         ("grpc.max_send_message_length", settings.max_message_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         # Keepalive suited to a mesh: find dead peers, accept the sidecar's pings.
@@ -99,6 +102,9 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
     if keys:
         # Innermost, so refused calls are still logged and counted.
         interceptors.append(ApiKeyInterceptor(keys, frozenset() if settings.auth_probes else PROBE_SERVICES))
+    # Innermost: an oversized call is refused with its reason inside the log and metrics
+    # interceptors, and a caller without a valid key hears UNAUTHENTICATED first.
+    interceptors.append(MessageLimitInterceptor(settings.max_message_bytes))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="facesvc-rpc"),
         options=options,
