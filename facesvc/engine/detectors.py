@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from facesvc.engine import weights
+from facesvc.engine import optional, weights
 from facesvc.engine.pool import InstancePool
 from facesvc.engine.types import Box, Detection, Image, Landmarks, Point
 from facesvc.errors import ModelUnavailableError
@@ -214,5 +214,7 @@ def create_detector(name: str, weights_dir: Path | None, min_confidence: float, 
     if name == "yunet":
         return YuNetDetector(weights_dir, min_confidence, slots)
     if name == "dlib":
+        optional.require("dlib", f"FACESVC_DETECTOR={name}")
         return DlibDetector(min_confidence, slots)
+    optional.require("deepface", f"FACESVC_DETECTOR={name}")
     return DeepFaceDetector(name)

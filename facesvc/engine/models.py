@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-from facesvc.engine import weights
+from facesvc.engine import optional, weights
 from facesvc.engine.align import ARCFACE_TEMPLATE_112, warp_to_template
 from facesvc.engine.pool import InstancePool
 from facesvc.engine.types import Detection, FloatArray, Image
@@ -223,7 +223,9 @@ def create_recognizer(name: str, weights_dir: Path | None, slots: int) -> FaceRe
     if name == "SFace":
         return SFaceRecognizer(weights_dir, slots)
     if name == "Dlib":
+        optional.require("dlib", f"FACESVC_MODEL={name}")
         return DlibRecognizer()
+    optional.require("deepface", f"FACESVC_MODEL={name}")
     from deepface.modules.modeling import AVAILABLE_MODELS
 
     known = sorted(AVAILABLE_MODELS["facial_recognition"])
