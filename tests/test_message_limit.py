@@ -174,3 +174,19 @@ def test_a_caller_without_a_key_hears_unauthenticated_whatever_the_size(engine: 
             assert rejection(caught.value)[:2] == (EXHAUSTED, "MESSAGE_TOO_LARGE")
     finally:
         face_server.stop(None).wait()
+
+
+def test_a_liveness_stream_ends_with_the_reason_at_its_first_oversized_message(
+    limited: FaceServer, channel: grpc.Channel
+) -> None:
+    """CheckLiveness reads its stream on a thread of its own and refuses one that ends
+    early; the oversized message still decides the status, first or later in the stream."""
+    stub = pb_grpc.FaceServiceStub(channel)
+    embedding = stub.Enroll(pb.EnrollRequest(image=photo("img1.jpg")), timeout=30).embedding
+    start = pb.CheckLivenessRequest(start=pb.LivenessStart(stored_embeddings=[embedding], frame_rate=10))
+    oversized = pb.CheckLivenessRequest(frame=pb.LivenessFrame(image=bytes(LIMIT), capture_time=0.0))
+    for messages in ([oversized], [start, oversized]):
+        with pytest.raises(grpc.RpcError) as caught:
+            for _ in stub.CheckLiveness(iter(messages), timeout=30):
+                pass
+        assert rejection(caught.value)[:2] == (EXHAUSTED, "MESSAGE_TOO_LARGE"), len(messages)

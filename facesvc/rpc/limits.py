@@ -81,16 +81,34 @@ class MessageLimitInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # 
                 return grpc.unary_unary_rpc_method_handler(unary, **kwargs)
             return grpc.unary_stream_rpc_method_handler(unary, **kwargs)
 
+        # A request stream ends at its first oversized message, and whatever the handler
+        # makes of that end (it may read on a thread of its own, and refuse the stream
+        # for ending early), the call ends with MESSAGE_TOO_LARGE.
         streaming = handler.stream_unary or handler.stream_stream
 
-        def stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            def checked() -> Iterator[Any]:
-                for request in requests:
-                    refuse_if_oversized(request, context)
-                    yield request
+        def checked(requests: Iterator[Any], refused: list[Oversized]) -> Iterator[Any]:
+            for request in requests:
+                if isinstance(request, Oversized):
+                    refused.append(request)
+                    return
+                yield request
 
-            return streaming(checked(), context)
+        def stream_unary(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            refused: list[Oversized] = []
+            try:
+                return streaming(checked(requests, refused), context)
+            finally:
+                if refused:
+                    refuse_if_oversized(refused[0], context)
+
+        def stream_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+            refused: list[Oversized] = []
+            try:
+                yield from streaming(checked(requests, refused), context)
+            finally:
+                if refused:
+                    refuse_if_oversized(refused[0], context)
 
         if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(stream, **kwargs)
-        return grpc.stream_stream_rpc_method_handler(stream, **kwargs)
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
+        return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)
