@@ -43,14 +43,19 @@ def _on_stop_signals(stopping: threading.Event, grace: float) -> None:
 
 
 def serve(
-    settings: Settings, *, reuse_port: bool = False, on_loaded: Callable[[int], bool] | None = None
+    settings: Settings,
+    *,
+    reuse_port: bool = False,
+    on_loaded: Callable[[int], bool] | None = None,
+    on_serving: Callable[[], None] | None = None,
 ) -> int:
     """Serve in this process until SIGTERM or SIGINT; returns the exit code.
 
     Listening starts at once (health NOT_SERVING), the models load and warm up, then
     health turns SERVING. A model that cannot be had ends start-up with exit code 1.
     `on_loaded(port)`, when given, is called once the models are warm and decides
-    whether to go SERVING (a worker waits there for its siblings).
+    whether to go SERVING (a worker waits there for its siblings); `on_serving`, once
+    health says SERVING.
     """
     stopping = threading.Event()
     _on_stop_signals(stopping, settings.grace_seconds)
@@ -70,6 +75,8 @@ def serve(
     go = on_loaded(face_server.port) if on_loaded is not None else True
     if go and not stopping.is_set():
         face_server.set_serving()
+        if on_serving is not None:
+            on_serving()
         if on_loaded is None:
             log.info(
                 "serving",
@@ -114,7 +121,10 @@ def _worker(settings: Settings, parent: Connection) -> None:
         parent.send(("loaded", port))
         return bool(parent.recv() == "go")
 
-    code = serve(settings, reuse_port=True, on_loaded=on_loaded)
+    def on_serving() -> None:
+        parent.send(("serving", settings.port))
+
+    code = serve(settings, reuse_port=True, on_loaded=on_loaded, on_serving=on_serving)
     with contextlib.suppress(OSError):
         parent.send(("exit", code))
     os._exit(code)
@@ -159,6 +169,17 @@ def supervise(settings: Settings, processes: int) -> int:
             if process.is_alive():
                 with contextlib.suppress(OSError):
                     pipe.send("go" if go else "stop")
+        # "serving" only once every worker's health says so, not when they were told to.
+        waiting = {process.pid for process, _ in workers} if go else set()
+        while waiting and not stopping.is_set():
+            for process, pipe in workers:
+                if process.pid in waiting and pipe.poll(0.05):
+                    waiting.discard(process.pid)
+                    go = go and pipe.recv()[0] == "serving"
+                elif process.pid in waiting and not process.is_alive():
+                    waiting.discard(process.pid)
+                    go = False
+        failed = failed or (not go and not stopping.is_set())
         if go:
             log.info(
                 "serving",
