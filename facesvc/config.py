@@ -49,8 +49,13 @@ class Settings(BaseSettings):
     min_image_size: int = Field(150, ge=1)
     """Smallest accepted image side, in pixels."""
 
-    max_image_size: int = Field(4096, ge=1)
+    max_image_size: int = Field(8192, ge=1)
     """Largest accepted image side, in pixels; checked from the header before decoding."""
+
+    max_image_pixels: int = Field(36_000_000, ge=1)
+    """Largest accepted width x height, checked from the header before decoding: a 24 MP
+    phone photo (5712x4284) passes, a decompression bomb does not. JPEGs decode at
+    reduced scale, so a 24 MP photo costs little more than a 6 MP one (`make bench`)."""
 
     quality_threshold: float = Field(30.0, ge=0, le=100)
     """Smallest accepted quality score (0-100)."""
@@ -64,6 +69,11 @@ class Settings(BaseSettings):
 
     detection_size: int = Field(640, ge=160, le=4096)
     """Long side, in pixels, the image is scaled to for detection."""
+
+    detect_small_images_upscaled: bool = True
+    """Detect a photo whose long side is at most half of detection_size (LFW's 250 px press
+    photos, Yale's 320 px scans) at twice its size, for finer landmarks and so a better
+    aligned crop: on lfw-devtrain FRR at FAR 0.1% falls from 1.04% to 0.63%, for about 2 ms."""
 
     detector_min_confidence: float = Field(0.6, ge=0, le=1)
     """Detections below this confidence are ignored altogether."""

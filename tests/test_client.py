@@ -202,7 +202,7 @@ def test_embedding_round_trips_through_json_and_the_service_sees_the_same_values
 def test_verify_genuine_impostor_and_several_templates(client: FaceClient, alice: Embedding) -> None:
     genuine = client.verify(CELEBS / "img2.jpg", alice)  # id00 again
     assert genuine.match and genuine.confidence >= 50 and genuine.model == "SFace"
-    assert genuine.distance <= genuine.threshold == pytest.approx(0.55)
+    assert genuine.distance <= genuine.threshold == pytest.approx(0.634)  # FAR 0.1% on lfw-devtrain
     impostor_template = client.enroll(CELEBS / "img13.jpg").embedding  # id01
     impostor = client.verify(CELEBS / "img2.jpg", impostor_template)
     assert not impostor.match and impostor.confidence < 50

@@ -24,6 +24,7 @@ from facesvc_client.types import (
     IdentityMatch,
     Landmarks,
     LivenessCheck,
+    OperatingPoint,
     Point,
     PresentationAttackInfo,
     PresentationAttackMode,
@@ -123,6 +124,7 @@ def verify_request(
     threshold: float | None,
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
+    far: float | None = None,
 ) -> pb.VerifyRequest:
     templates = [stored] if isinstance(stored, Embedding | SealedTemplate) else list(stored)
     request = pb.VerifyRequest(
@@ -133,6 +135,8 @@ def verify_request(
     )
     if threshold is not None:
         request.threshold = threshold
+    if far is not None:
+        request.far = far
     return request
 
 
@@ -143,6 +147,7 @@ def identify_request(
     threshold: float | None,
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
+    far: float | None = None,
 ) -> pb.IdentifyRequest:
     """A gallery of one model and one length (the usual case) travels as one packed block
     of float32 rows, far cheaper for the service to parse than a message per candidate,
@@ -156,6 +161,8 @@ def identify_request(
     )
     if threshold is not None:
         request.threshold = threshold
+    if far is not None:
+        request.far = far
     if isinstance(gallery, SealedGallery):
         request.sealed_candidates.packed.append(gallery.sealed)
         return request
@@ -300,6 +307,10 @@ def health_result(message: pb.HealthResponse) -> Health:
         else None,
         templates=_TEMPLATE_MODES.get(message.templates, ""),
         template_key_id=message.template_key_id,
+        operating_points=tuple(
+            OperatingPoint(_f32(p.far), _f32(p.threshold), _f32(p.frr)) for p in message.operating_points
+        ),
+        default_far=_f32(message.default_far),
     )
 
 

@@ -85,10 +85,11 @@ class AsyncFaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        far: float | None = None,
     ) -> VerifyResult:
         """See FaceClient.verify."""
         request = _convert.verify_request(
-            await _read(image), stored, threshold, face_selection, presentation_attack
+            await _read(image), stored, threshold, face_selection, presentation_attack, far
         )
         return _convert.verify_result(await self._call("Verify", request, timeout))
 
@@ -102,10 +103,11 @@ class AsyncFaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        far: float | None = None,
     ) -> IdentifyResult:
         """See FaceClient.identify."""
         request = _convert.identify_request(
-            await _read(image), candidates, top_k, threshold, face_selection, presentation_attack
+            await _read(image), candidates, top_k, threshold, face_selection, presentation_attack, far
         )
         return _convert.identify_result(await self._call("Identify", request, timeout))
 

@@ -197,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="an embedding, a list of them, or enroll's output (JSON); repeat for several templates",
     )
     verify.add_argument("--threshold", type=_positive, help="distance threshold for this call")
+    verify.add_argument(
+        "--far",
+        type=_positive,
+        help="use the published operating point of this false-accept rate (e.g. 0.001)",
+    )
 
     identify = command("identify", "Find who PHOTO shows among the people of a gallery.")
     photo_and_selection(identify)
@@ -209,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     identify.add_argument("--top-k", type=int, default=1, help="how many identities to list (default 1)")
     identify.add_argument("--threshold", type=_positive, help="distance threshold for this call")
+    identify.add_argument(
+        "--far",
+        type=_positive,
+        help="use the published operating point of this false-accept rate (e.g. 0.001)",
+    )
 
     reseal = command(
         "reseal", "Print the templates of FILEs sealed under the service's current key (no photo needed)."
@@ -298,6 +308,7 @@ def _verify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any
         _read(args.photo, "photo"),
         stored,
         threshold=args.threshold,
+        far=args.far,
         face_selection=_selection(args),
         presentation_attack=_attack_mode(args),
     )
@@ -310,6 +321,7 @@ def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
         load_gallery(args.gallery),
         top_k=args.top_k,
         threshold=args.threshold,
+        far=args.far,
         face_selection=_selection(args),
         presentation_attack=_attack_mode(args),
     )

@@ -98,16 +98,18 @@ class FaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        far: float | None = None,
     ) -> VerifyResult:
         """Compare the face in a live photo with one or more stored embeddings of one person;
-        the closest decides. `threshold` overrides the service's distance threshold.
+        the closest decides. `threshold` overrides the service's distance threshold; `far`
+        picks one of its published operating points instead (see `health().operating_points`).
 
         The server's default presentation-attack mode here is ENFORCE: a print or a screen
         raises PresentationAttackError, a face too small or cut off for that stage
         FaceNotScorableError (ask the person to move and retry). `presentation_attack`
         asks for another mode, as in `enroll`."""
         request = _convert.verify_request(
-            _convert.read_image(image), stored, threshold, face_selection, presentation_attack
+            _convert.read_image(image), stored, threshold, face_selection, presentation_attack, far
         )
         return _convert.verify_result(self._call("Verify", request, timeout))
 
@@ -121,12 +123,13 @@ class FaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        far: float | None = None,
     ) -> IdentifyResult:
         """Find who a live photo shows among `candidates` in one call: a mapping of id to
         one or more embeddings, or Candidate values. Returns the top_k closest identities.
         The presentation-attack stage is enforced by default, as in `verify`."""
         request = _convert.identify_request(
-            _convert.read_image(image), candidates, top_k, threshold, face_selection, presentation_attack
+            _convert.read_image(image), candidates, top_k, threshold, face_selection, presentation_attack, far
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
 

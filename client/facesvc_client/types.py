@@ -359,6 +359,17 @@ class PresentationAttackInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """A threshold of the serving model with the error rates measured at it."""
+
+    far: float
+    """False-accept rate, e.g. 0.001 for 0.1%; pass it as `far=` to verify or identify."""
+    threshold: float
+    frr: float
+    """False-reject rate measured at the threshold."""
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """What `health` returns: the serving model and configuration."""
 
@@ -381,6 +392,10 @@ class Health:
     service does not say)."""
     template_key_id: str = ""
     """The key new templates are sealed with ("" without one)."""
+    operating_points: tuple[OperatingPoint, ...] = ()
+    """The model's measured operating points, strictest last (empty: not measured)."""
+    default_far: float = 0.0
+    """The false-accept rate the default threshold was chosen for (0: unknown)."""
 
     @property
     def serving(self) -> bool:

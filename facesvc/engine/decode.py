@@ -50,7 +50,7 @@ class ImageHeader:
         return self.width, self.height
 
 
-def read_header(data: bytes, *, min_size: int, max_size: int) -> ImageHeader:
+def read_header(data: bytes, *, min_size: int, max_size: int, max_pixels: int | None = None) -> ImageHeader:
     """Identify the image and check its dimensions without decoding it."""
     if not data:
         raise ImageUndecodableError("The image is empty.", bytes=0)
@@ -81,6 +81,14 @@ def read_header(data: bytes, *, min_size: int, max_size: int) -> ImageHeader:
             width=width,
             height=height,
             max_image_size=max_size,
+        )
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"The image is {width}x{height} px ({width * height / 1e6:.1f} MP); at most "
+            f"{max_pixels / 1e6:.1f} MP is accepted.",
+            width=width,
+            height=height,
+            max_image_pixels=max_pixels,
         )
     return ImageHeader(image_format, width, height, orientation)
 

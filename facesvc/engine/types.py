@@ -175,6 +175,15 @@ class Identification:
 
 
 @dataclass(frozen=True, slots=True)
+class OperatingPoint:
+    """A threshold with the error rates measured at it (README, "Accuracy")."""
+
+    far: float
+    threshold: float
+    frr: float
+
+
+@dataclass(frozen=True, slots=True)
 class EngineInfo:
     """What the engine serves, for Health."""
 
@@ -185,3 +194,6 @@ class EngineInfo:
     distance_metric: str
     #: The presentation-attack models, or "" when that stage is off.
     attack_model: str = ""
+    operating_points: tuple[OperatingPoint, ...] = ()
+    #: The false-accept rate `threshold` was chosen for; 0 when set by hand or unknown.
+    default_far: float = 0.0

@@ -22,6 +22,7 @@ from facesvc.engine.types import (
     Identification,
     IdentityMatch,
     LivenessCheck,
+    OperatingPoint,
     Point,
     Quality,
     Verification,
@@ -302,3 +303,7 @@ def failure_of(response: pb.CheckLivenessResponse) -> tuple[str, dict[str, str]]
             "session_id": result.session_id,
         }
     return "", {}
+
+
+def operating_points_to_proto(points: Sequence[OperatingPoint]) -> list[pb.OperatingPoint]:
+    return [pb.OperatingPoint(far=p.far, threshold=p.threshold, frr=p.frr) for p in points]

@@ -85,6 +85,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             caller_gone(context),
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
+            converters.optional_float(request, "far"),
         )
         return pb.VerifyResponse(
             match=result.match,
@@ -110,6 +111,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             caller_gone(context),
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
+            converters.optional_float(request, "far"),
         )
         return pb.IdentifyResponse(
             matches=converters.matches_to_proto(result.matches),
@@ -190,6 +192,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             ),
             templates=f"TEMPLATE_MODE_{self.templates.mode.name}",
             template_key_id=self.templates.current_key_id,
+            operating_points=converters.operating_points_to_proto(info.operating_points),
+            default_far=info.default_far,
         )
 
     @guarded("Reseal")
