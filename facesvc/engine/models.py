@@ -99,9 +99,9 @@ class DlibRecognizer:
     # same FAR 0.1% target, where Dlib refuses about one genuine pair in ten (its impostors
     # crowd together; dlib's customary 0.6 is near FAR 1% here and accepted 5.2% of Yale's).
     operating_points: tuple[OperatingPoint, ...] = (
-        OperatingPoint(far=0.01, threshold=0.617, frr=0.0158),
-        OperatingPoint(far=0.001, threshold=0.538, frr=0.0964),
-        OperatingPoint(far=0.0001, threshold=0.471, frr=0.3182),
+        OperatingPoint(far=0.01, threshold=0.616, frr=0.0172),
+        OperatingPoint(far=0.001, threshold=0.538, frr=0.1065),
+        OperatingPoint(far=0.0001, threshold=0.47, frr=0.328),
     )
     default_threshold = operating_points[1].threshold
 
