@@ -547,16 +547,13 @@ def main(argv: list[str] | None = None) -> int:
         "--output", type=Path, default=None, help="default bench/RESULTS.md (bench/SEALED.md)"
     )
     parser.add_argument(
-        "--only", choices=["sealed"], help="run one piece alone: sealed = sealed-template Identify"
-    )
-    parser.add_argument(
-        "--liveness-only", action="store_true", help="only the liveness sessions (bench/liveness.py), printed"
-    )
-    parser.add_argument(
-        "--only", choices=["accuracy"], help="run one piece alone and print it (RESULTS.md is left as is)"
+        "--only",
+        choices=["sealed", "accuracy", "liveness"],
+        help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
+        "(24 MP photo, fused model) or liveness (concurrent sessions), printed; RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
-    if args.liveness_only:
+    if args.only == "liveness":
         return liveness_bench.main([])
     per_thread = args.requests
     lines: list[str] = []
