@@ -25,7 +25,16 @@ from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests import certs, images
-from tests.conftest import ROOT, log_lines, photo, rejection, server_environment, spawn_server, start_server
+from tests.conftest import (
+    ROOT,
+    log_lines,
+    photo,
+    rejection,
+    server_environment,
+    sharing_models,
+    spawn_server,
+    start_server,
+)
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -33,14 +42,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def _server(engine: FaceEngine, **overrides: object) -> FaceServer:
     settings = Settings(port=0, host="127.0.0.1", **overrides)  # type: ignore[arg-type]
-    serving_engine = FaceEngine(settings)
-    serving_engine._detector, serving_engine._recognizer, serving_engine._attack = (
-        engine._detector,
-        engine._recognizer,
-        engine._attack,
-    )  # share loaded models
-    serving_engine._ready.set()
-    return start_server(settings, serving_engine)
+    return start_server(settings, sharing_models(settings, engine))
 
 
 @pytest.fixture

@@ -28,7 +28,17 @@ from facesvc.engine.types import Box
 from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import CELEBS, PAD, log_lines, photo, rejection, serving_ports, spawn_server, start_server
+from tests.conftest import (
+    CELEBS,
+    PAD,
+    log_lines,
+    photo,
+    rejection,
+    serving_ports,
+    sharing_models,
+    spawn_server,
+    start_server,
+)
 
 LIVE = sorted((PAD / "nuaa" / "ClientRaw").glob("*/*.jpg"))[::3]
 PRINTS = sorted((PAD / "nuaa" / "ImposterRaw").glob("*/*.jpg"))[::3]
@@ -52,14 +62,7 @@ def kiosk(engine: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
 
 
 def _serve(settings: Settings, engine: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
-    serving = FaceEngine(settings)
-    serving._detector, serving._recognizer, serving._attack = (
-        engine._detector,
-        engine._recognizer,
-        engine._attack,
-    )
-    serving._ready.set()
-    face_server: FaceServer = start_server(settings, serving)
+    face_server: FaceServer = start_server(settings, sharing_models(settings, engine))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
             yield pb_grpc.FaceServiceStub(channel)

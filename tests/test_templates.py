@@ -39,6 +39,7 @@ from tests.conftest import (
     spawn_server,
     start_server,
 )
+from tests.test_wire import varint
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_RELOADED = "template keys not reloaded; the previous ring stays in use"
@@ -507,7 +508,7 @@ def test_sealed_candidates_take_the_fast_path_and_any_other_encoding_the_real_me
 
     # the model tag written before the blob: not canonical, read by the real message
     def field(number: int, payload: bytes) -> bytes:
-        return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
+        return bytes([number << 3 | 2]) + varint(len(payload)) + payload
 
     body = b"".join(
         field(2, field(1, f"id-{i}".encode()) + field(2, field(3, b) + field(2, b"SFace")))
@@ -517,15 +518,6 @@ def test_sealed_candidates_take_the_fast_path_and_any_other_encoding_the_real_me
     assert slow.sealed is None and slow.rows is None
     gallery = converters.gallery(slow, 128, templates)
     assert np.array_equal(gallery.matrix, rows) and list(gallery.ids) == list(fast.ids)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
 
 
 def test_the_blob_layout_is_as_documented() -> None:

@@ -87,17 +87,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             self._relax.allows(context.invocation_metadata()),
             converters.optional_float(request, "far"),
         )
-        return pb.VerifyResponse(
-            match=result.match,
-            confidence=result.confidence,
-            distance=result.distance,
-            threshold=result.threshold,
-            model=result.model,
-            quality=converters.quality_to_proto(result.face.quality),
-            face=converters.face_to_proto(result.face),
-            best_template_index=result.best_template_index,
-            liveness_checks=converters.liveness_to_proto(result.face.liveness),
-        )
+        return converters.verification_to_proto(result)
 
     @guarded("Identify")
     def Identify(self, call: IdentifyCall, context: grpc.ServicerContext) -> pb.IdentifyResponse:
@@ -113,14 +103,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             self._relax.allows(context.invocation_metadata()),
             converters.optional_float(request, "far"),
         )
-        return pb.IdentifyResponse(
-            matches=converters.matches_to_proto(result.matches),
-            threshold=result.threshold,
-            model=result.model,
-            quality=converters.quality_to_proto(result.face.quality),
-            face=converters.face_to_proto(result.face),
-            liveness_checks=converters.liveness_to_proto(result.face.liveness),
-        )
+        return converters.identification_to_proto(result)
 
     @guarded_stream("CheckLiveness")
     def CheckLiveness(
