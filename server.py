@@ -8,13 +8,16 @@ from pydantic import ValidationError
 
 from facesvc import logs
 from facesvc.config import Settings
+from facesvc.engine.templates import KeyRing
 from facesvc.rpc.workers import process_count, serve, supervise
 
 
 def main() -> int:
     try:
         settings = Settings()
-    except ValidationError as error:
+        if settings.template_keys_file is not None:
+            KeyRing.load(settings.template_keys_file)  # its permissions and every line, before serving
+    except (ValidationError, ValueError) as error:
         print(f"facesvc: invalid configuration:\n{error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)

@@ -14,6 +14,7 @@ import cv2
 import grpc
 import numpy as np
 
+from bench.harness import drive, frame_640, in_blocks, start_service, stop_service
 from facesvc.v1 import face_service_pb2 as pb
 
 PHONE = (5712, 4284)
@@ -34,8 +35,7 @@ def phone_photo(data: bytes) -> bytes:
 
 
 def run(out: Out, target: Target, photos: dict[str, bytes], wide: str, per_thread: int) -> None:
-    """The section; `photos` are bench.bench's celebs photos, `wide` the one upscaled."""
-    from bench.bench import drive, frame_640, in_blocks, start_service, stop_service
+    """The section; `photos` are bench.harness's celebs photos, `wide` the one upscaled."""
 
     phone = phone_photo(photos[wide])
     frames = [frame_640(data) for data in photos.values()]

@@ -25,6 +25,7 @@ import cv2
 import grpc
 import numpy as np
 
+from bench.harness import cpu_seconds, server_pid, start_service, stop_service
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 
@@ -166,7 +167,6 @@ def section(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.bench import cpu_seconds, server_pid, start_service, stop_service
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)

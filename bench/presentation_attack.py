@@ -17,9 +17,7 @@ from pathlib import Path
 
 import grpc
 
-# bench.bench imports this module: take its helpers at call time (`from bench import
-# bench` resolves to the module being imported).
-from bench import bench as _bench
+from bench import harness
 from facesvc.v1 import face_service_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,20 +29,20 @@ LARGEST = pb.FACE_SELECTION_LARGEST
 
 def measure(rounds: int) -> list[tuple[str, float, float, float]]:
     """(label, ratio, p50 with the stage, p50 without) per image set."""
-    service = _bench.start_service(
+    service = harness.start_service(
         {"FACESVC_PRESENTATION_ATTACK_RELAX_ANYONE": "true", "FACESVC_PRESENTATION_ATTACK_ENROLL": "report"}
     )
     results = []
     try:
         with grpc.insecure_channel(f"127.0.0.1:{service.port}") as channel:
-            enroll, verify = _bench.raw_call(channel, "Enroll"), _bench.raw_call(channel, "Verify")
+            enroll, verify = harness.raw_call(channel, "Enroll"), harness.raw_call(channel, "Verify")
             sets = {
                 "640x480 live webcam frames, ENFORCE": (
                     [p.read_bytes() for p in LIVE_FRAMES],
                     pb.PRESENTATION_ATTACK_MODE_ENFORCE,
                 ),
                 "press photos (465-2500 px), REPORT": (
-                    [(FACES / "celebs" / name).read_bytes() for name in _bench.PHOTOS],
+                    [(FACES / "celebs" / name).read_bytes() for name in harness.PHOTOS],
                     pb.PRESENTATION_ATTACK_MODE_REPORT,
                 ),
             }
@@ -64,14 +62,14 @@ def measure(rounds: int) -> list[tuple[str, float, float, float]]:
                     ]
                     for variant, m in (("on", mode), ("off", pb.PRESENTATION_ATTACK_MODE_OFF))
                 }
-                turns = _bench.in_blocks(
+                turns = harness.in_blocks(
                     {v: (lambda i, p=p: verify(p[i % len(p)])) for v, p in payloads.items()},
                     block=4,
                     rounds=rounds,
                 )
                 results.append((label, turns.ratio("on", "off"), turns.p50("on"), turns.p50("off")))
     finally:
-        _bench.stop_service(service)
+        harness.stop_service(service)
     return results
 
 

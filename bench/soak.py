@@ -15,7 +15,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.bench import (
+from bench.harness import (
     CELEBS,
     PHOTOS,
     frame_640,

@@ -333,12 +333,9 @@ class Settings(BaseSettings):
             raise ValueError("every presentation_attack_relax_keys entry must also be an API key (api_keys)")
         if self.template_mode != "plain" and self.template_keys_file is None:
             raise ValueError(f"templates={self.template_mode} needs template_keys_file (the key ring)")
-        if self.template_keys_file is not None:
-            from facesvc.engine.templates import KeyRing
-
-            if not self.template_keys_file.is_file():
-                raise ValueError(f"{self.template_keys_file} is not a readable file")
-            KeyRing.load(self.template_keys_file)  # its permissions and every line, at start-up
+        if self.template_keys_file is not None and not self.template_keys_file.is_file():
+            # Its permissions and every line are checked where the ring is built (server.py).
+            raise ValueError(f"{self.template_keys_file} is not a readable file")
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
         if not self.liveness_challenges:

@@ -30,7 +30,7 @@ import pytest
 
 from deploy.docker import slim_requirements
 from facesvc.config import Settings
-from facesvc.engine import optional
+from facesvc.engine.runtime import optional
 from facesvc.errors import ModelUnavailableError
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc

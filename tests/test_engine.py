@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from facesvc.config import Settings
-from facesvc.engine import FaceEngine, FaceSelection, Gallery, matching
-from facesvc.engine.decode import read_header
+from facesvc.engine import FaceEngine, FaceSelection, Gallery
+from facesvc.engine.matching import scores as matching
+from facesvc.engine.pipeline.decode import read_header
 from facesvc.errors import EmbeddingInvalidError, ImageTooLargeError, MultipleFacesError
 from tests import images
 from tests.conftest import CELEBS, YALE, identities, photo

@@ -28,8 +28,8 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.face_state import DlibFaceState
-from facesvc.engine.liveness_session import (
+from facesvc.engine.session.face_state import DlibFaceState
+from facesvc.engine.session.session import (
     Challenge,
     LivenessPolicy,
     LivenessSession,
@@ -419,7 +419,7 @@ def test_two_people_interleaved_fail_as_identity_changed(
 
 
 def test_a_print_attack_sequence_fails_by_the_passive_stage(default_server: FaceServer) -> None:
-    pytest.importorskip("facesvc.engine.presentation_attack")
+    pytest.importorskip("facesvc.engine.pipeline.presentation_attack")
     prints = sorted(NUAA_PRINTS.glob("*.jpg"))[:30]
     assert len(prints) >= 10
     with client_of(default_server) as client:

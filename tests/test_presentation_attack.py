@@ -23,7 +23,7 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.presentation_attack import NETWORKS, WEIGHTS_DIR, PresentationAttackDetector
+from facesvc.engine.pipeline.presentation_attack import NETWORKS, WEIGHTS_DIR, PresentationAttackDetector
 from facesvc.engine.types import Box
 from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb

@@ -1,4 +1,4 @@
-"""Sealed templates (facesvc.engine.templates) against real servers and real photos: the
+"""Sealed templates (facesvc.engine.templates.sealing) against real servers and real photos: the
 same decisions as plain embeddings, every altered byte refused, keys kept apart, rotated,
 reloaded, and nothing plain in the logs."""
 

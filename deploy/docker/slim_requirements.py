@@ -2,7 +2,7 @@
 
 The default pipeline (SFace + YuNet through OpenCV's DNN module) imports none of the
 packages left out; facesvc imports each of them only when a setting asks for it, and
-then says which image to use when it is missing (facesvc.engine.optional).
+then says which image to use when it is missing (facesvc.engine.runtime.optional).
 
     python slim_requirements.py pyproject.toml > requirements.txt
 """

@@ -1,6 +1,7 @@
 """The recognition engine. No gRPC here: the transport lives in facesvc.rpc."""
 
-from facesvc.engine.engine import Candidate, FaceEngine, Gallery
+from facesvc.engine.engine import FaceEngine
+from facesvc.engine.matching.gallery import Candidate, Gallery
 from facesvc.engine.types import FaceSelection, StoredEmbedding
 
 __all__ = ["Candidate", "FaceEngine", "FaceSelection", "Gallery", "StoredEmbedding"]

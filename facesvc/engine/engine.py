@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 import cv2
@@ -21,12 +21,14 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from facesvc.config import Settings
-from facesvc.engine import decode, matching, quality
-from facesvc.engine.detectors import FaceDetector, create_detector, landmarks_in_box
-from facesvc.engine.liveness import LivenessLimits, run_checks
-from facesvc.engine.models import FaceRecognizer, create_recognizer
-from facesvc.engine.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
-from facesvc.engine.selection import MultiFaceRule, choose_face
+from facesvc.engine.matching import scores
+from facesvc.engine.matching.gallery import Gallery
+from facesvc.engine.pipeline import decode, quality
+from facesvc.engine.pipeline.checks import LivenessLimits, run_checks
+from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, landmarks_in_box
+from facesvc.engine.pipeline.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
+from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognizer
+from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
 from facesvc.engine.types import (
     AnalysedFace,
     Box,
@@ -91,91 +93,6 @@ class _StageClock:
             self._last = now
         if self._should_stop is not None and self._should_stop():
             raise RequestAbandonedError(f"the caller went away; stopped after {stage}")
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One gallery entry for Identify."""
-
-    id: str
-    embedding: StoredEmbedding
-
-
-@dataclass(frozen=True, slots=True)
-class Gallery:
-    """A whole gallery as one matrix: row i is a template of identity ids[i]."""
-
-    ids: Sequence[str]
-    matrix: FloatArray  # (N, D) float32
-    #: The model of each row, or one name for every row.
-    models: Sequence[str] | str
-
-    @staticmethod
-    def of(candidates: Sequence[Candidate]) -> Gallery:
-        """From Candidate messages, each with its own embedding and model."""
-        for index, candidate in enumerate(candidates):
-            if not candidate.id:
-                raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
-        lengths = {c.embedding.values.shape for c in candidates}
-        if len(lengths) > 1:
-            first = candidates[0].embedding.values.size
-            index = next(i for i, c in enumerate(candidates) if c.embedding.values.size != first)
-            raise EmbeddingInvalidError(
-                "Gallery embeddings differ in length.",
-                index=index,
-                length=candidates[index].embedding.values.size,
-            )
-        if candidates:
-            matrix = np.stack([c.embedding.values for c in candidates]).astype(np.float32, copy=False)
-        else:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        return Gallery([c.id for c in candidates], matrix, [c.embedding.model for c in candidates])
-
-    @staticmethod
-    def rows(ids: Sequence[str], matrix: FloatArray, model: str) -> Gallery:
-        """From rows already in one (N, D) matrix, every row of one model."""
-        _require_ids(ids, "Every candidate needs an id.")
-        return Gallery(ids, matrix, model)
-
-    @staticmethod
-    def packed(ids: Sequence[str], values: bytes, model: str, dimension: int) -> Gallery:
-        """From a packed block of little-endian float32 rows."""
-        if not ids and not values:
-            return Gallery([], np.zeros((0, dimension), dtype=np.float32), model)
-        if len(values) != len(ids) * dimension * 4:
-            raise EmbeddingInvalidError(
-                f"packed_candidates.values holds {len(values)} bytes; {len(ids)} ids x {dimension} values "
-                f"x 4 bytes = {len(ids) * dimension * 4} expected.",
-                bytes=len(values),
-                ids=len(ids),
-                expected_length=dimension,
-            )
-        _require_ids(ids, "Every packed row needs an id.")
-        matrix = np.frombuffer(values, dtype="<f4").reshape(len(ids), dimension)
-        return Gallery(ids, matrix, model)
-
-    def __add__(self, other: Gallery) -> Gallery:
-        if not len(other.ids):
-            return self
-        if not len(self.ids):
-            return other
-        if self.matrix.shape[1] != other.matrix.shape[1]:
-            raise EmbeddingInvalidError(
-                "candidates and packed_candidates differ in embedding length.",
-                length=self.matrix.shape[1],
-                expected_length=other.matrix.shape[1],
-            )
-        models = [*_expand(self.models, len(self.ids)), *_expand(other.models, len(other.ids))]
-        return Gallery([*self.ids, *other.ids], np.vstack([self.matrix, other.matrix]), models)
-
-
-def _require_ids(ids: Sequence[str], message: str) -> None:
-    if not all(ids):
-        raise EmbeddingInvalidError(message, index=next(i for i, identity in enumerate(ids) if not identity))
-
-
-def _expand(models: Sequence[str] | str, count: int) -> Sequence[str]:
-    return [models] * count if isinstance(models, str) else models
 
 
 class FaceEngine:
@@ -543,14 +460,14 @@ class FaceEngine:
         face: AnalysedFace, matrix: FloatArray, limit: float, recognizer: FaceRecognizer
     ) -> Verification:
         """The closest of a person's templates decides."""
-        dists = matching.distances(face.embedding, matrix, recognizer.metric)
+        dists = scores.distances(face.embedding, matrix, recognizer.metric)
         best = int(np.argmin(dists))
         distance = float(dists[best])
         return Verification(
             face=face,
             model=recognizer.name,
             match=distance <= limit,
-            confidence=matching.confidence(distance, limit),
+            confidence=scores.confidence(distance, limit),
             distance=distance,
             threshold=limit,
             best_template_index=best,
@@ -566,18 +483,18 @@ class FaceEngine:
         recognizer: FaceRecognizer,
     ) -> Identification:
         """Closest rows first; the first row seen of an id is its best template."""
-        dists = matching.distances(face.embedding, matrix, recognizer.metric)
+        dists = scores.distances(face.embedding, matrix, recognizer.metric)
         wanted = max(top_k, 1)
         ranked: list[IdentityMatch] = []
         seen: set[str] = set()
-        for row in matching.nearest_first(dists, wanted):
+        for row in scores.nearest_first(dists, wanted):
             identity = ids[row]
             if identity in seen:
                 continue
             seen.add(identity)
             distance = float(dists[row])
             ranked.append(
-                IdentityMatch(identity, distance, matching.confidence(distance, limit), distance <= limit)
+                IdentityMatch(identity, distance, scores.confidence(distance, limit), distance <= limit)
             )
             if len(ranked) == wanted:
                 break
@@ -596,7 +513,7 @@ class FaceEngine:
     def distance(self, first: FloatArray, second: FloatArray) -> float:
         """The model's distance between two embeddings it made."""
         _, recognizer = self._models()
-        return float(matching.distances(first, second[np.newaxis, :], recognizer.metric)[0])
+        return float(scores.distances(first, second[np.newaxis, :], recognizer.metric)[0])
 
     # ---- validation of what the caller stored ------------------------------------
 

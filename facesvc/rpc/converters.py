@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
-from facesvc.engine.liveness_session import (
+from facesvc.engine.pipeline.presentation_attack import AttackMode
+from facesvc.engine.session.session import (
     Challenge,
     Feedback,
     Prompt,
@@ -15,7 +16,6 @@ from facesvc.engine.liveness_session import (
     SessionTemplates,
     Started,
 )
-from facesvc.engine.presentation_attack import AttackMode
 from facesvc.engine.templates import Exported, SealedTemplate, Template, Templates
 from facesvc.engine.types import (
     AnalysedFace,
@@ -77,7 +77,7 @@ def stored_embeddings(messages: Iterable[pb.Embedding]) -> list[StoredEmbedding]
 
 
 def stored_template(message: pb.Embedding) -> Template:
-    """A plain embedding, or a sealed template (opened by facesvc.engine.templates)."""
+    """A plain embedding, or a sealed template (opened by facesvc.engine.templates.sealing)."""
     if message.sealed:
         return SealedTemplate(message.sealed, message.model, len(message.values))
     return stored_embedding(message)

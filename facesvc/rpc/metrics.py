@@ -33,7 +33,7 @@ from prometheus_client.exposition import start_http_server
 from facesvc import __version__, errors
 from facesvc.engine import FaceEngine
 from facesvc.engine.engine import STAGES
-from facesvc.engine.liveness_session import Failure
+from facesvc.engine.session.session import Failure
 from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
 from facesvc.rpc.status import INTERNAL_REASON, NOT_READY_REASON, STATUS_CODES
 
@@ -190,7 +190,7 @@ class ServiceMetrics:
             self._build_info_set = True
 
     def frame_processed(self, seconds: float) -> None:
-        """One liveness frame's feedback took `seconds` (facesvc.engine.liveness_session)."""
+        """One liveness frame's feedback took `seconds` (facesvc.engine.session.session)."""
         self.liveness_frame_seconds.observe(seconds)
 
     def session_ended(self, outcome: str, reason: str, frames: int) -> None:

@@ -13,7 +13,7 @@ import grpc
 from facesvc import __version__
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.liveness_session import LivenessSessions, SessionObserver
+from facesvc.engine.session.session import LivenessSessions, SessionObserver
 from facesvc.engine.templates import Templates
 from facesvc.errors import LivenessSessionError, RequestAbandonedError
 from facesvc.rpc import converters

@@ -12,7 +12,7 @@ in another order) is parsed by the real message, field by field, as before. The 
 is exact either way: a row is used only when its bytes equal the canonical encoding.
 A gallery of sealed templates (Embedding.sealed) takes the same path: when every raw
 embedding is the canonical encoding of one model tag and one blob length, the blobs are
-sliced out of the raw bytes and opened together (facesvc.engine.templates).
+sliced out of the raw bytes and opened together (facesvc.engine.templates.sealing).
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def process_count(settings: Settings) -> int:
     """FACESVC_PROCESSES, or by default one per core when the model holds the GIL, else one."""
     if settings.processes is not None:
         return settings.processes
-    from facesvc.engine.models import holds_gil
+    from facesvc.engine.pipeline.recognizers import holds_gil
 
     return (os.cpu_count() or 1) if holds_gil(settings.model) else 1
 

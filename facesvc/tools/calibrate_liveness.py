@@ -4,7 +4,7 @@
 
 Blink clips: every frame's eye aspect ratio over the clip's median (the person's own
 open-eye level) against the hand-made eye-closed labels: per-frame accuracy at the
-thresholds in facesvc.engine.face_state, and blinks found (open -> closed -> open) against
+thresholds in facesvc.engine.session.face_state, and blinks found (open -> closed -> open) against
 labelled blinks. Head-turn clip: the yaw trace, its extremes and the frames past
 TURN_YAW either way. Nothing is written; figures go to stdout (docs/LIVENESS.md).
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facesvc.engine import face_state
-from facesvc.engine.detectors import YuNetDetector
-from facesvc.engine.face_state import DlibFaceState, FaceState
+from facesvc.engine.pipeline.detectors import YuNetDetector
+from facesvc.engine.session import face_state
+from facesvc.engine.session.face_state import DlibFaceState, FaceState
 
 
 def _frames(path: Path) -> list[np.ndarray]:

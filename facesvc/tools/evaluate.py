@@ -171,7 +171,7 @@ def _reason(error: grpc.RpcError) -> str:
 
 
 def distance_matrix(matrix: np.ndarray, metric: str) -> np.ndarray:
-    """All pairwise distances, in the service's metric (facesvc.engine.matching)."""
+    """All pairwise distances, in the service's metric (facesvc.engine.matching.scores)."""
     values = matrix.astype(np.float64)
     if metric == "euclidean":
         squares = (values * values).sum(axis=1)

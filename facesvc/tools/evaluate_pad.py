@@ -19,7 +19,7 @@ from pathlib import Path
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine, FaceSelection
-from facesvc.engine.presentation_attack import AttackMode
+from facesvc.engine.pipeline.presentation_attack import AttackMode
 from facesvc.errors import FaceNotScorableError, FaceServiceError, PresentationAttackError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"

@@ -21,9 +21,9 @@ from typing import Any, Literal, Protocol
 import cv2
 import numpy as np
 
-from facesvc.engine import optional, weights
-from facesvc.engine.align import ARCFACE_TEMPLATE_112, warp_to_template
-from facesvc.engine.pool import InstancePool
+from facesvc.engine.pipeline.align import ARCFACE_TEMPLATE_112, warp_to_template
+from facesvc.engine.runtime import optional, weights
+from facesvc.engine.runtime.pool import InstancePool
 from facesvc.engine.types import Detection, FloatArray, Image, OperatingPoint
 from facesvc.errors import ModelUnavailableError
 

@@ -2,7 +2,7 @@
 
 One LivenessSession per CheckLiveness stream. `start()` draws the prompts and returns
 the first; `frame()` runs each frame through the engine (detect, quality, the passive
-presentation-attack stage, embed), measures eye openness and yaw (facesvc.engine.face_state),
+presentation-attack stage, embed), measures eye openness and yaw (facesvc.engine.session.face_state),
 advances the current prompt and checks the session's rules; the session ends PASSED
 when every prompt was met by one person, FAILED with a `Failure` otherwise. Capture times
 are the kiosk's; the lifetime is the server's clock. No frame is kept beyond the best
@@ -25,11 +25,14 @@ import cv2
 import numpy as np
 
 from facesvc.config import Settings
-from facesvc.engine import decode, face_state, liveness_token
-from facesvc.engine.engine import FaceEngine, Gallery, StopCheck
-from facesvc.engine.face_state import FaceState, FaceStateEstimator
-from facesvc.engine.presentation_attack import CHECK_NAME as ATTACK_CHECK_NAME
-from facesvc.engine.presentation_attack import AttackMode
+from facesvc.engine.engine import FaceEngine, StopCheck
+from facesvc.engine.matching.gallery import Gallery
+from facesvc.engine.pipeline import decode
+from facesvc.engine.pipeline.presentation_attack import CHECK_NAME as ATTACK_CHECK_NAME
+from facesvc.engine.pipeline.presentation_attack import AttackMode
+from facesvc.engine.session import face_state
+from facesvc.engine.session import token as liveness_token
+from facesvc.engine.session.face_state import FaceState, FaceStateEstimator
 from facesvc.engine.types import (
     AnalysedFace,
     FaceSelection,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from facesvc.engine import weights
+from facesvc.engine.runtime import weights
 from facesvc.engine.types import Box, Image
 
 #: Eye aspect ratio below which one frame's eyes count as closed, and above which as open

@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from facesvc.engine.pool import InstancePool
+from facesvc.engine.runtime.pool import InstancePool
 from facesvc.engine.types import Box, Image, LivenessCheck
 from facesvc.errors import ModelUnavailableError
 

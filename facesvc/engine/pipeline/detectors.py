@@ -15,8 +15,8 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 
-from facesvc.engine import optional, weights
-from facesvc.engine.pool import InstancePool
+from facesvc.engine.runtime import optional, weights
+from facesvc.engine.runtime.pool import InstancePool
 from facesvc.engine.types import Box, Detection, Image, Landmarks, Point
 from facesvc.errors import ModelUnavailableError
 

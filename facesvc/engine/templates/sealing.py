@@ -33,11 +33,9 @@ import os
 import re
 import stat
 import struct
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
@@ -46,9 +44,8 @@ import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from facesvc.engine.engine import Candidate, Gallery
 from facesvc.engine.types import FloatArray, StoredEmbedding
-from facesvc.errors import EmbeddingInvalidError, SealingUnavailableError, TemplateInvalidError
+from facesvc.errors import EmbeddingInvalidError, TemplateInvalidError
 
 log = logging.getLogger("facesvc.security")
 
@@ -60,14 +57,6 @@ TAG_BYTES = 16
 KEY_BYTES = 32
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DIMENSION_AND_CREATED = struct.Struct(">HQ")
-
-
-class TemplateMode(Enum):
-    """Which templates the service hands out and accepts (FACESVC_TEMPLATES)."""
-
-    PLAIN = "plain"  # Enroll returns values; sealed ones open when their key is held
-    SEALED = "sealed"  # Enroll seals; plain embeddings are refused
-    BOTH = "both"  # Enroll seals; either kind is accepted (a migration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +95,7 @@ class Opened:
     created: int
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """A blob that does not open: `problem` is its machine-readable kind."""
 
     def __init__(self, problem: str, message: str, **metadata: object) -> None:
@@ -139,11 +128,11 @@ class _Header:
 
 
 def _header(blob: bytes, version: int = VERSION) -> _Header:
-    """Parse a blob's header; every way it can be malformed is a _Refused."""
+    """Parse a blob's header; every way it can be malformed is a Refused."""
     if len(blob) < 3 or blob[:2] != MAGIC:
-        raise _Refused("not_sealed", "not a sealed template")
+        raise Refused("not_sealed", "not a sealed template")
     if blob[2] != version:
-        raise _Refused("version", f"sealed template version {blob[2]} is not supported here", version=blob[2])
+        raise Refused("version", f"sealed template version {blob[2]} is not supported here", version=blob[2])
     try:
         key_length = blob[3]
         key_id = blob[4 : 4 + key_length].decode("ascii")
@@ -153,14 +142,14 @@ def _header(blob: bytes, version: int = VERSION) -> _Header:
         fixed_end = model_at + 1 + model_length + 2
         dimension, created = _DIMENSION_AND_CREATED.unpack_from(blob, fixed_end - 2)
     except (IndexError, UnicodeDecodeError, struct.error):
-        raise _Refused("malformed", "the sealed template is truncated or malformed") from None
+        raise Refused("malformed", "the sealed template is truncated or malformed") from None
     if not _KEY_ID.fullmatch(key_id) or len(model) != model_length or not dimension:
-        raise _Refused("malformed", "the sealed template is truncated or malformed")
+        raise Refused("malformed", "the sealed template is truncated or malformed")
     header = _Header(key_id, model, dimension, created, fixed_end + 8, fixed_end)
     if version == GALLERY_VERSION:
         return header
     if len(blob) != header.length:
-        raise _Refused("malformed", "the sealed template is truncated or malformed")
+        raise Refused("malformed", "the sealed template is truncated or malformed")
     return header
 
 
@@ -255,24 +244,24 @@ class KeyRing:
         return aad + nonce + self._keys[self.current_id].encrypt(nonce, data, aad)
 
     def open_gallery(self, blob: bytes) -> tuple[list[str], FloatArray, str]:
-        """A sealed gallery's ids, (N, D) rows and model; _Refused when it does not open."""
+        """A sealed gallery's ids, (N, D) rows and model; Refused when it does not open."""
         header = _header(blob, GALLERY_VERSION)
         key = self._key(header)
         aad_end = header.aad_end + _COUNT.size
         nonce_end = aad_end + NONCE_BYTES
         if len(blob) < nonce_end + TAG_BYTES:
-            raise _Refused("malformed", "the sealed gallery is truncated or malformed")
+            raise Refused("malformed", "the sealed gallery is truncated or malformed")
         (count,) = _COUNT.unpack_from(blob, header.aad_end)
         try:
             data = key.decrypt(blob[aad_end:nonce_end], blob[nonce_end:], blob[:aad_end])
         except InvalidTag:
-            raise _Refused(
+            raise Refused(
                 "authentication", "the sealed gallery does not authenticate (altered, or another key)"
             ) from None
         size = 4 * count * header.dimension
         ids = data[size:].decode("utf-8").split("\0") if count else []
         if len(data) < size or len(ids) != count:  # authenticated, so only a bug of ours
-            raise _Refused("malformed", "the sealed gallery is malformed")
+            raise Refused("malformed", "the sealed gallery is malformed")
         rows = np.frombuffer(data, dtype="<f4", count=count * header.dimension).reshape(
             count, header.dimension
         )
@@ -281,7 +270,7 @@ class KeyRing:
     def _key(self, header: _Header) -> AESGCM:
         key = self._keys.get(header.key_id)
         if key is None:
-            raise _Refused(
+            raise Refused(
                 "unknown_key",
                 f"it was sealed with key {header.key_id!r}, which this service does not hold",
                 key_id=header.key_id,
@@ -289,14 +278,14 @@ class KeyRing:
         return key
 
     def open(self, blob: bytes) -> Opened:
-        """The values inside one blob; _Refused when it does not authenticate."""
+        """The values inside one blob; Refused when it does not authenticate."""
         header = _header(blob)
         key = self._key(header)
         nonce_end = header.aad_end + NONCE_BYTES
         try:
             data = key.decrypt(blob[header.aad_end : nonce_end], blob[nonce_end:], blob[: header.aad_end])
         except InvalidTag:
-            raise _Refused(
+            raise Refused(
                 "authentication", "the sealed template does not authenticate (altered, or another key)"
             ) from None
         values = np.frombuffer(data, dtype="<f4").astype(np.float32)
@@ -312,7 +301,7 @@ class KeyRing:
         try:
             first = _header(blobs[0])
             key = self._key(first)
-        except _Refused as refused:
+        except Refused as refused:
             raise refused.at(what, 0) from None
         prefix, length = blobs[0][: first.fixed_end], first.length
         aad_end, nonce_end = first.aad_end, first.aad_end + NONCE_BYTES
@@ -326,7 +315,7 @@ class KeyRing:
                 pass  # row by row below, to name the row
             else:
                 if model_tag:
-                    _check_tag(model_tag, [first.model], what)
+                    check_tag(model_tag, [first.model], what)
                 matrix = np.frombuffer(data, dtype="<f4").reshape(len(blobs), first.dimension)
                 return matrix.astype(np.float32, copy=False), [first.model] * len(blobs)
         count, step = len(blobs), 4 * first.dimension
@@ -346,10 +335,10 @@ class KeyRing:
                     continue
                 opened = self.open(blob)
             except InvalidTag:
-                raise _Refused(
+                raise Refused(
                     "authentication", "the sealed template does not authenticate (altered, or another key)"
                 ).at(what, index) from None
-            except _Refused as refused:
+            except Refused as refused:
                 raise refused.at(what, index) from None
             if opened.values.size != first.dimension:
                 raise EmbeddingInvalidError(
@@ -361,11 +350,11 @@ class KeyRing:
             matrix[index] = opened.values
             models[index] = opened.model
         if model_tag:
-            _check_tag(model_tag, models, what)
+            check_tag(model_tag, models, what)
         return matrix.astype(np.float32, copy=False), models
 
 
-def _check_tag(model_tag: str, models: Sequence[str], what: str) -> None:
+def check_tag(model_tag: str, models: Sequence[str], what: str) -> None:
     """A model tag sent beside a blob must be the one sealed inside it (a swapped tag)."""
     for index, model in enumerate(models):
         if model != model_tag:
@@ -374,213 +363,3 @@ def _check_tag(model_tag: str, models: Sequence[str], what: str) -> None:
                 index=index,
                 problem="model_tag",
             )
-
-
-class KeyRingFile:
-    """The key ring of FACESVC_TEMPLATE_KEYS_FILE, reloaded when the file changes (checked on
-    every use: one stat) or on `reload()` (SIGHUP). A file that no longer loads keeps the
-    ring that did, and says why in the security log."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._signature = self._stat()
-        self._ring = KeyRing.load(path)
-
-    def _stat(self) -> tuple[int, int, int, int]:
-        info = os.stat(self.path)
-        return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-
-    def ring(self) -> KeyRing:
-        try:
-            changed = self._stat() != self._signature
-        except OSError:
-            changed = False  # gone for a moment (a secret being swapped): keep the ring
-        if changed:
-            self.reload()
-        return self._ring
-
-    def reload(self) -> bool:
-        """Read the file again; True when the new ring is in use."""
-        with self._lock:
-            signature = None
-            try:
-                signature = self._stat()
-                ring = KeyRing.load(self.path)
-            except (OSError, ValueError) as error:
-                if signature is not None:
-                    self._signature = signature  # say it once per change
-                log.error(
-                    "template keys not reloaded; the previous ring stays in use",
-                    extra={"event": "template_keys_reload_failed", "error": str(error)},
-                )
-                return False
-            self._signature, self._ring = signature, ring
-        log.info(
-            "template keys reloaded",
-            extra={
-                "event": "template_keys_reloaded",
-                "current_key": ring.current_id,
-                "keys": len(ring.key_ids),
-            },
-        )
-        return True
-
-
-class Templates:
-    """The template policy of one service: what Enroll hands out, what Verify, Identify and
-    Reseal accept, and the key ring that seals and opens."""
-
-    def __init__(self, mode: TemplateMode, keys: KeyRingFile | None) -> None:
-        if mode is not TemplateMode.PLAIN and keys is None:
-            raise ValueError(f"template mode {mode.value} needs a key ring")
-        self.mode = mode
-        self._keys = keys
-
-    @classmethod
-    def configured(cls, mode: str, keys_file: Path | None) -> Templates:
-        return cls(TemplateMode(mode), KeyRingFile(keys_file) if keys_file is not None else None)
-
-    @property
-    def current_key_id(self) -> str:
-        return self._keys.ring().current_id if self._keys else ""
-
-    def reload(self) -> bool:
-        """Re-read the key file (SIGHUP); False when there is none or it did not load."""
-        return self._keys.reload() if self._keys else False
-
-    def _ring(self, what: str, index: int) -> KeyRing:
-        if self._keys is None:
-            raise TemplateInvalidError(
-                f"{what}[{index}] is a sealed template, and this service holds no template key.",
-                index=index,
-                problem="unknown_key",
-            )
-        return self._keys.ring()
-
-    # ---- out --------------------------------------------------------------------------
-
-    def export(self, values: FloatArray, model: str) -> Exported:
-        """Enroll's template: sealed under the current key unless the mode is plain."""
-        if self.mode is TemplateMode.PLAIN or self._keys is None:
-            return Exported(model, values=values)
-        ring = self._keys.ring()
-        return Exported(model, sealed=ring.seal(values, model), key_id=ring.current_id)
-
-    def reseal(
-        self,
-        templates: Sequence[Template],
-        check: Callable[[Sequence[StoredEmbedding], str], object],
-        ids: Sequence[str] = (),
-    ) -> tuple[list[Exported], bytes]:
-        """Every template sealed under the current key; `check` validates the opened values
-        as Verify would (length, NaN, zero, model). A resealed template keeps its creation
-        time. With `ids` (one per template) they come back as one sealed gallery instead
-        (and no templates); else the gallery is b""."""
-        if self._keys is None:
-            raise SealingUnavailableError(
-                "This service has no template key (FACESVC_TEMPLATE_KEYS_FILE); it cannot seal.",
-            )
-        if not templates:
-            raise EmbeddingInvalidError("templates is empty; send at least one.", count=0)
-        ring = self._keys.ring()
-        opened: list[StoredEmbedding] = []
-        created: list[int | None] = []
-        for index, template in enumerate(templates):
-            if isinstance(template, SealedTemplate):
-                inside = self._open(ring, template, "templates", index)
-                opened.append(StoredEmbedding(inside.values, inside.model))
-                created.append(inside.created)
-            else:
-                opened.append(template)
-                created.append(None)
-        check(opened, "templates")
-        if ids and len(ids) != len(opened):
-            raise EmbeddingInvalidError(
-                f"ids has {len(ids)} entries for {len(opened)} templates; one id per template.",
-                ids=len(ids),
-                templates=len(opened),
-            )
-        if ids:
-            matrix = np.stack([t.values for t in opened]).astype(np.float32, copy=False)
-            return [], ring.seal_gallery(list(ids), matrix, opened[0].model)
-        resealed = [
-            Exported(t.model, sealed=ring.seal(t.values, t.model, when), key_id=ring.current_id)
-            for t, when in zip(opened, created, strict=True)
-        ]
-        return resealed, b""
-
-    # ---- in ---------------------------------------------------------------------------
-
-    def _refuse_plain(self, what: str, index: int) -> None:
-        if self.mode is TemplateMode.SEALED:
-            raise TemplateInvalidError(
-                f"{what}[{index}] is a plain embedding; this service accepts sealed templates only.",
-                index=index,
-                problem="plain_refused",
-            )
-
-    def allow_plain(self, what: str, count: int) -> None:
-        """Refuse `count` (> 0) plain rows of `what` when only sealed templates are accepted."""
-        if count:
-            self._refuse_plain(what, 0)
-
-    @staticmethod
-    def _open(ring: KeyRing, template: SealedTemplate, what: str, index: int) -> Opened:
-        if template.plain_values:
-            raise TemplateInvalidError(
-                f"{what}[{index}] carries both values and a sealed template; send one of them.",
-                index=index,
-                problem="values_and_sealed",
-            )
-        try:
-            opened = ring.open(template.blob)
-        except _Refused as refused:
-            raise refused.at(what, index) from None
-        if template.model:
-            _check_tag(template.model, [opened.model], f"{what}[{index}]")
-        return opened
-
-    def stored(self, templates: Sequence[Template], what: str) -> list[StoredEmbedding]:
-        """Verify's templates, sealed ones opened (in memory only)."""
-        result: list[StoredEmbedding] = []
-        for index, template in enumerate(templates):
-            if isinstance(template, SealedTemplate):
-                opened = self._open(self._ring(what, index), template, what, index)
-                result.append(StoredEmbedding(opened.values, opened.model))
-            else:
-                self._refuse_plain(what, index)
-                result.append(template)
-        return result
-
-    def gallery(self, entries: Sequence[tuple[str, Template]], what: str) -> Gallery:
-        """Candidate messages, plain and sealed mixed: one Gallery, in their order."""
-        stored = self.stored([template for _, template in entries], what)
-        return Gallery.of([Candidate(identity, s) for (identity, _), s in zip(entries, stored, strict=True)])
-
-    def packed_galleries(self, blobs: Sequence[bytes], what: str) -> Gallery:
-        """Sealed galleries (SealedGallery.packed), each opened with one AES-GCM call."""
-        result = Gallery([], np.zeros((0, 0), dtype=np.float32), [])
-        for index, blob in enumerate(blobs):
-            try:
-                ids, rows, model = self._ring(what, index).open_gallery(blob)
-            except _Refused as refused:
-                raise refused.at(what, index) from None
-            result += Gallery.rows(ids, rows, model)
-        return result
-
-    def sealed_rows(
-        self, ids: Sequence[str], blobs: Sequence[bytes], what: str, model_tag: str = ""
-    ) -> Gallery:
-        """A gallery of sealed templates (SealedGallery, or Candidates all sealed alike)."""
-        if len(ids) != len(blobs):
-            raise EmbeddingInvalidError(
-                f"{what} has {len(ids)} ids and {len(blobs)} templates; one id per template.",
-                ids=len(ids),
-                templates=len(blobs),
-            )
-        if not blobs:
-            return Gallery([], np.zeros((0, 0), dtype=np.float32), [])
-        matrix, models = self._ring(what, 0).open_rows(blobs, what, model_tag)
-        gallery = Gallery.rows(ids, matrix, models[0])
-        return gallery if len(set(models)) == 1 else Gallery(gallery.ids, matrix, models)

@@ -1,0 +1,1 @@
+"""Comparing embeddings: distances, ranking and the gallery they rank."""

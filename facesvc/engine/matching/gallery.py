@@ -1,0 +1,96 @@
+"""A gallery for Identify: the candidates' templates as one (N, D) matrix with their ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesvc.engine.types import FloatArray, StoredEmbedding
+from facesvc.errors import EmbeddingInvalidError
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One gallery entry for Identify."""
+
+    id: str
+    embedding: StoredEmbedding
+
+
+@dataclass(frozen=True, slots=True)
+class Gallery:
+    """A whole gallery as one matrix: row i is a template of identity ids[i]."""
+
+    ids: Sequence[str]
+    matrix: FloatArray  # (N, D) float32
+    #: The model of each row, or one name for every row.
+    models: Sequence[str] | str
+
+    @staticmethod
+    def of(candidates: Sequence[Candidate]) -> Gallery:
+        """From Candidate messages, each with its own embedding and model."""
+        for index, candidate in enumerate(candidates):
+            if not candidate.id:
+                raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
+        lengths = {c.embedding.values.shape for c in candidates}
+        if len(lengths) > 1:
+            first = candidates[0].embedding.values.size
+            index = next(i for i, c in enumerate(candidates) if c.embedding.values.size != first)
+            raise EmbeddingInvalidError(
+                "Gallery embeddings differ in length.",
+                index=index,
+                length=candidates[index].embedding.values.size,
+            )
+        if candidates:
+            matrix = np.stack([c.embedding.values for c in candidates]).astype(np.float32, copy=False)
+        else:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        return Gallery([c.id for c in candidates], matrix, [c.embedding.model for c in candidates])
+
+    @staticmethod
+    def rows(ids: Sequence[str], matrix: FloatArray, model: str) -> Gallery:
+        """From rows already in one (N, D) matrix, every row of one model."""
+        _require_ids(ids, "Every candidate needs an id.")
+        return Gallery(ids, matrix, model)
+
+    @staticmethod
+    def packed(ids: Sequence[str], values: bytes, model: str, dimension: int) -> Gallery:
+        """From a packed block of little-endian float32 rows."""
+        if not ids and not values:
+            return Gallery([], np.zeros((0, dimension), dtype=np.float32), model)
+        if len(values) != len(ids) * dimension * 4:
+            raise EmbeddingInvalidError(
+                f"packed_candidates.values holds {len(values)} bytes; {len(ids)} ids x {dimension} values "
+                f"x 4 bytes = {len(ids) * dimension * 4} expected.",
+                bytes=len(values),
+                ids=len(ids),
+                expected_length=dimension,
+            )
+        _require_ids(ids, "Every packed row needs an id.")
+        matrix = np.frombuffer(values, dtype="<f4").reshape(len(ids), dimension)
+        return Gallery(ids, matrix, model)
+
+    def __add__(self, other: Gallery) -> Gallery:
+        if not len(other.ids):
+            return self
+        if not len(self.ids):
+            return other
+        if self.matrix.shape[1] != other.matrix.shape[1]:
+            raise EmbeddingInvalidError(
+                "candidates and packed_candidates differ in embedding length.",
+                length=self.matrix.shape[1],
+                expected_length=other.matrix.shape[1],
+            )
+        models = [*_expand(self.models, len(self.ids)), *_expand(other.models, len(other.ids))]
+        return Gallery([*self.ids, *other.ids], np.vstack([self.matrix, other.matrix]), models)
+
+
+def _require_ids(ids: Sequence[str], message: str) -> None:
+    if not all(ids):
+        raise EmbeddingInvalidError(message, index=next(i for i, identity in enumerate(ids) if not identity))
+
+
+def _expand(models: Sequence[str] | str, count: int) -> Sequence[str]:
+    return [models] * count if isinstance(models, str) else models

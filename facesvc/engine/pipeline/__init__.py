@@ -1,0 +1,1 @@
+"""The per-photo stages: decode, detect, choose, quality, checks, presentation attack, align, embed."""
