@@ -41,7 +41,7 @@ class Settings(BaseSettings):
 
     verification_threshold: float | None = Field(None, gt=0)
     """Distance at or below which two faces match; unset uses the model's calibrated
-    default (see README)."""
+    default (see docs/MODELS.md)."""
 
     min_face_size: int = Field(80, ge=1)
     """Smallest accepted face, in pixels of the original image (shorter box side)."""
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
 
     presentation_attack_threshold: float = Field(0.5, gt=0, lt=1)
     """Live score (0-1) at or above which a face is taken for a live person (the models'
-    own decision line; README "Presentation attacks" has the rates it gives)."""
+    own decision line; docs/PRESENTATION_ATTACKS.md has the rates it gives)."""
 
     presentation_attack_min_face_size: float = Field(80.0, ge=1)
     """Smallest face, in pixels of the original image, the stage will judge; a smaller

@@ -36,7 +36,7 @@ if not CELEBS.is_dir():
 
 #: The shared photos stand in for camera frames in the recognition tests, but they are
 #: press photos and scans: reproductions, which the presentation-attack stage often takes
-#: for prints (README, "Presentation attacks"). So every server these tests start, in
+#: for prints (docs/PRESENTATION_ATTACKS.md). So every server these tests start, in
 #: process or as server.py, only reports that stage unless a test asks for more;
 #: tests/test_presentation_attack.py runs it enforced, and with the defaults.
 PRESS_PHOTO_ATTACK_MODE = {"FACESVC_PRESENTATION_ATTACK": "report"}

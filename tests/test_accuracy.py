@@ -203,5 +203,5 @@ def test_fused_model_on_celebs(fused: pb_grpc.FaceServiceStub) -> None:
     distances, same = evaluate.pair_distances(embedded, CELEBS)
     result = evaluate.score_pairs(distances, same, embedded.threshold)
     assert not embedded.refused, embedded.refused
-    # Measured: 99.62%, 2 false accepts of 380 (README "Accuracy").
+    # Measured: 99.62%, 2 false accepts of 380 (docs/MODELS.md).
     assert result.accuracy >= 0.99 and result.false_accepts <= 3, result

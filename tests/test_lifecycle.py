@@ -157,9 +157,9 @@ def test_several_processes_share_the_port_and_stop_together(process: list[subpro
     assert proc.wait(timeout=30) == 0
 
 
-def test_readme_lists_every_setting() -> None:
+def test_configuration_page_lists_every_setting() -> None:
     """The configuration table is generated from Settings; a new setting must be documented."""
     from facesvc.tools import settings_table
 
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "CONFIGURATION.md").read_text()
     assert settings_table.replaced(text) == text, "run: python -m facesvc.tools.settings_table --write"

@@ -208,7 +208,7 @@ def test_genuine_and_impostor_pairs(stub: pb_grpc.FaceServiceStub, enrolled: dic
     false_accepts = sum(1 for same, match in outcomes if not same and match)
     impostors = sum(1 for same, _ in outcomes if not same)
     accuracy = correct / len(outcomes)
-    # Measured with SFace + YuNet at 0.634: 99.81% (see README "Accuracy"); every photo is
+    # Measured with SFace + YuNet at 0.634: 99.81% (see docs/MODELS.md); every photo is
     # accepted now that MAX_IMAGE_SIZE is 8192 px (img40 and img49 are 4352-4600 px).
     assert len(enrolled) == 61
     assert len(outcomes) == 520

@@ -270,7 +270,7 @@ class FaceEngine:
         if settings.detect_small_images_upscaled and 2 * max(small.shape[:2]) <= detect_at:
             # A small photo (LFW's 250 px press photos) is detected at twice its size: YuNet's
             # landmarks on a 90 px face are coarse, and SFace's alignment follows them.
-            # Measured on lfw-devtrain: FRR at FAR 0.1% 1.04% -> 0.63% (README "Accuracy").
+            # Measured on lfw-devtrain: FRR at FAR 0.1% 1.04% -> 0.63% (docs/MODELS.md).
             small = cv2.resize(small, None, fx=2.0, fy=2.0, interpolation=cv2.INTER_LINEAR)
             det_scale *= 2.0
         clock.lap("decode")

@@ -176,7 +176,7 @@ class Identification:
 
 @dataclass(frozen=True, slots=True)
 class OperatingPoint:
-    """A threshold with the error rates measured at it (README, "Accuracy")."""
+    """A threshold with the error rates measured at it (docs/MODELS.md)."""
 
     far: float
     threshold: float

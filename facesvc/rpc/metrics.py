@@ -48,7 +48,7 @@ STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.3
 #: Frames per liveness session: 3 prompts at 15 fps take 40-150.
 FRAME_COUNT_BUCKETS = (5, 10, 20, 40, 60, 90, 120, 180, 240, 300, 600)
 UNARY = "unary"
-#: Every ErrorInfo reason a call can end with (README "Errors").
+#: Every ErrorInfo reason a call can end with (docs/ERRORS.md).
 REASONS = sorted(
     {c.reason for c in STATUS_CODES if issubclass(c, errors.FaceServiceError)}
     | {NOT_READY_REASON, INTERNAL_REASON}

@@ -1,7 +1,7 @@
-"""The README's configuration table, generated from Settings' field docstrings.
+"""docs/CONFIGURATION.md's table, generated from Settings' field docstrings.
 
 python -m facesvc.tools.settings_table          # print it
-python -m facesvc.tools.settings_table --write  # replace it in README.md
+python -m facesvc.tools.settings_table --write  # replace it in docs/CONFIGURATION.md
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from facesvc.config import Settings
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "CONFIGURATION.md"
 START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 
 
@@ -35,7 +35,7 @@ def replaced(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     if "--write" in argv:
-        README.write_text(replaced(README.read_text()))
+        PAGE.write_text(replaced(PAGE.read_text()))
     else:
         print(table())
     return 0

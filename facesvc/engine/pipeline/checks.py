@@ -63,7 +63,7 @@ def _geometry(detection: Detection) -> LivenessCheck:
 
     There is no lower bound on the eye distance: a head turned away from the camera brings
     the eyes together (LFW's press photos: 0.15-0.24 of the box width), and refusing it
-    protected nobody (lfw-devtrain: 8 of 3,443 real photos refused, README "Accuracy");
+    protected nobody (lfw-devtrain: 8 of 3,443 real photos refused, docs/MODELS.md);
     attacks are the presentation-attack stage's business."""
     box, marks = detection.box, detection.landmarks
     eye_distance = (

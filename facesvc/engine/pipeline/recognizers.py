@@ -43,7 +43,7 @@ class FaceRecognizer(Protocol):
     #: Whether embedding holds Python's GIL (then only processes use a second core).
     holds_gil: bool
     metric: Metric
-    #: Calibrated default distance threshold (see README, "Accuracy").
+    #: Calibrated default distance threshold (docs/MODELS.md, "Accuracy and speed").
     default_threshold: float
     #: Thresholds measured at false-accept rates 1%, 0.1% and 0.01% (empty: not measured).
     operating_points: tuple[OperatingPoint, ...]
@@ -61,7 +61,7 @@ class SFaceRecognizer:
     holds_gil = False  # OpenCV's DNN releases it
     metric: Metric = "cosine"
     # Measured through the API on lfw-devtrain (`make eval`; every pair of its 3,443 photos,
-    # importer's settings; README "Accuracy"). The default is the FAR 0.1% point: an
+    # importer's settings; docs/MODELS.md). The default is the FAR 0.1% point: an
     # attendance kiosk of 500 people turns one away in 160 mornings instead of 20 a day.
     operating_points: tuple[OperatingPoint, ...] = (
         OperatingPoint(far=0.01, threshold=0.701, frr=0.0045),
@@ -239,7 +239,7 @@ class FusedRecognizer:
     crop_size = DlibRecognizer.crop_size
     holds_gil = True  # Dlib's half does
     metric: Metric = "cosine"
-    #: SFace's share w of the similarity (chosen on lfw-devtrain, README "Accuracy").
+    #: SFace's share w of the similarity (chosen on lfw-devtrain, docs/MODELS.md).
     SFACE_WEIGHT = FUSED_SFACE_WEIGHT
     # Measured as SFace's (`FACESVC_MODEL=SFace+Dlib make eval`); the default is FAR 0.1%.
     # Weights 0.2-0.5 all reach FRR 0.59-0.63% there; 0.25 ties for the lowest with the
