@@ -1,18 +1,5 @@
-"""The full `make bench` run: facesvc measured against its own engine and against DeepFace's REST API.
-
-One run on this machine, every figure side by side:
-- the service started as a user starts it (`make run`), cold start to SERVING;
-- the engine alone, in this process, on the same images: the baseline;
-- Enroll, Verify and Identify (1, 1,000 and 10,000 candidates) at concurrency 1, 2, 4
-  and 8, on real photos from ../shared/faces/celebs (465-2500 px) and on the same
-  photos scaled to a 640 px camera frame;
-- DeepFace's own REST API (deepface.api under gunicorn, one worker per core) with the
-  same model and detector (Dlib + dlib) against facesvc configured the same way;
-- Identify with 10,000 sealed templates against 10,000 plain ones (a service with a key
-  ring in mode `both`); `--only sealed` runs this piece alone (bench/SEALED.md).
-Writes bench/RESULTS.md. Requests are serialised before the clock starts and responses
-are not parsed inside it, so the load generator's own cost stays out of the figures.
-"""
+"""The whole `make bench` run (see bench/bench.py for what it measures): every piece side by
+side on this machine, written to bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -32,16 +19,15 @@ from bench import liveness as liveness_bench
 from bench.deepface_rest import data_uri, deepface_rest, rest_post
 from bench.floors import floors
 from bench.harness import (
-    CELEBS,
     CONCURRENCY,
     CORES,
-    PHOTOS,
     WIDE,
+    Report,
     Run,
     Turns,
+    celebs_photos,
     cpu_seconds,
     drive,
-    frame_640,
     gallery,
     in_blocks,
     interleaved,
@@ -60,18 +46,12 @@ from facesvc.v1 import face_service_pb2 as pb
 def run(output: Path, requests: int, skip_deepface: bool) -> int:
     """Every piece side by side; writes `output` (bench/RESULTS.md)."""
     per_thread = requests
-    lines: list[str] = []
-
-    def out(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
+    out = Report()
+    photos, frames = celebs_photos()
 
     def accuracy_piece(target: Callable[[str, float, str, bool], None]) -> None:
         accuracy.run(out, target, photos, WIDE, per_thread)
 
-    frames = {name: frame_640(data) for name, data in photos.items()}
     sets = {"photos": list(photos.values()), "640px": list(frames.values())}
     # Cold start, three times, through `make run`.
     colds = []
@@ -420,6 +400,5 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
     out("|---|---|---|---|")
     for name, value, goal, ok in targets:
         out(f"| {name} | {value:.2f} | {goal} | {'yes' if ok else 'NO'} |")
-    output.write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {output}")
+    out.write(output)
     return 0

@@ -288,3 +288,24 @@ def first_scan_only(data: bytes) -> bytes:
     first = data.index(b"\xff\xda")
     second = data.index(b"\xff\xda", first + 2)
     return data[:second] + b"\xff\xd9"
+
+
+class Report:
+    """Lines printed as they come and kept for the results file."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, text: str = "") -> None:
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def write(self, output: Path) -> None:
+        output.write_text("\n".join(self.lines) + "\n")
+        print(f"\nwritten to {output}")
+
+
+def celebs_photos() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The benchmark's photos by name, and the same scaled to a 640 px camera frame."""
+    photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
+    return photos, {name: frame_640(data) for name, data in photos.items()}

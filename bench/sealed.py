@@ -12,10 +12,9 @@ import grpc
 import numpy as np
 
 from bench.harness import (
-    CELEBS,
     CORES,
-    PHOTOS,
-    frame_640,
+    Report,
+    celebs_photos,
     gallery,
     in_blocks,
     raw_call,
@@ -148,14 +147,8 @@ def sealed_identify(
 def main(output: Path, requests: int) -> int:
     """`--only sealed`: the table of bench/SEALED.md."""
     per_thread = requests
-    lines: list[str] = []
-
-    def out(text: str = "") -> None:
-        print(text, flush=True)
-        lines.append(text)
-
-    photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
-    frames = {name: frame_640(data) for name, data in photos.items()}
+    out = Report()
+    photos, frames = celebs_photos()
     out("# facesvc benchmark: sealed templates")
     out()
     out(
@@ -169,6 +162,5 @@ def main(output: Path, requests: int) -> int:
     out("|---|---|---|---|")
     for name, value, goal, ok in sealed_identify(photos, frames, per_thread):
         out(f"| {name} | {value:.2f} | {goal} | {'yes' if ok else 'NO'} |")
-    output.write_text("\n".join(lines) + "\n")
-    print(f"\nwritten to {output}")
+    out.write(output)
     return 0
