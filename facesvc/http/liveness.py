@@ -103,7 +103,7 @@ def endpoint(app: Calls, route: Route) -> Callable[[WebSocket], Any]:
                     break
             responses.close()
             tasks.cancel_scope.cancel()
-        with contextlib.suppress(RuntimeError):  # already closed by the caller
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):  # closed by the caller
             await websocket.close(code)
 
     return session
