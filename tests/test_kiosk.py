@@ -203,3 +203,25 @@ def test_a_still_picture_fails_the_liveness_session(open_kiosk: Any, camera_file
     kiosk.evaluate("document.getElementById('liveness').click()")
     assert kiosk.wait_for("document.body.dataset.result", 90) == "FAILED"
     assert kiosk.evaluate("document.body.dataset.reason") in {"NO_MOTION", "PROMPT_TIMEOUT"}
+
+
+def test_the_docs_page_renders_the_openapi_document_offline(
+    kiosk_url: str, camera_files: dict[str, Path], tmp_path: Path
+) -> None:
+    browser = Browser(camera_files["still"], tmp_path / "profile-docs")
+    try:
+        browser.command("Page.navigate", url=kiosk_url.replace("/kiosk", "/docs"))
+        assert browser.wait_for("document.body && document.body.dataset.rendered", 30) == "true"
+        text = browser.evaluate("document.body.innerText")
+        for path in (
+            "/v1/faces:enroll",
+            "/v1/faces:identify",
+            "/v1/liveness",
+            "/enroll",
+            "/verify",
+            "/health",
+        ):
+            assert path in text
+        assert "facesvc.v1.EnrollRequest" in text
+    finally:
+        browser.close()
