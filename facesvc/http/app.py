@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from facesvc import errors
 from facesvc.http import legacy, liveness, openapi
-from facesvc.http.calls import Calls, answer_headers, read_body, status_response, to_json
+from facesvc.http.calls import Calls, answer_headers, parse_json, read_body, status_response, to_json
 from facesvc.http.door import Door
 from facesvc.http.routes import Route as RpcRoute
 from facesvc.http.routes import routes
@@ -43,7 +43,7 @@ class App(Calls):
                 body, size = await read_body(request, self.door.max_message_bytes)
                 if size <= self.door.max_message_bytes:
                     try:
-                        json_format.Parse(body or b"{}", message)
+                        parse_json(body, message)
                     except (json_format.ParseError, UnicodeDecodeError) as error:
                         refusal = errors.RequestInvalidError(
                             f"The body is not a {route.request_type.DESCRIPTOR.full_name} in JSON: {error}"[

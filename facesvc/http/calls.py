@@ -3,6 +3,8 @@ messages, and Calls, which runs a servicer method through the Door on a worker t
 
 from __future__ import annotations
 
+import binascii
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +54,35 @@ async def read_body(request: Request, limit: int) -> tuple[bytes, int]:
     body = b"".join(chunks)
     request._body = body  # request.form() parses this instead of reading the stream again
     return body, size
+
+
+def parse_json(body: bytes, message: Any) -> None:
+    """`body` (protobuf's JSON mapping) into `message`. Top-level bytes fields (the photo)
+    are decoded here with binascii, in C: json_format's own path costs 30-90 ms for a
+    2 MB photo, gRPC's parser about nothing. Anything else is json_format's."""
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError as error:
+        raise json_format.ParseError(f"Failed to load JSON: {error}") from error
+    if not isinstance(value, dict):
+        raise json_format.ParseError("The body is not a JSON object.")
+    raw: dict[str, bytes] = {}
+    for field in message.DESCRIPTOR.fields:
+        if field.type != field.TYPE_BYTES or field.is_repeated:
+            continue
+        for key in (field.json_name, field.name):
+            text = value.get(key)
+            if isinstance(text, str):
+                del value[key]
+                if "-" in text or "_" in text:  # the URL-safe alphabet, which the mapping accepts
+                    text = text.replace("-", "+").replace("_", "/")
+                try:
+                    raw[field.name] = binascii.a2b_base64(text + "=" * (-len(text) % 4), strict_mode=False)
+                except binascii.Error as error:
+                    raise json_format.ParseError(f"{key} is not base64: {error}") from error
+    json_format.ParseDict(value, message)
+    for name, data in raw.items():
+        setattr(message, name, data)
 
 
 def answer_headers(answer: Answer) -> dict[str, str]:
