@@ -50,10 +50,12 @@ ENV PATH=/opt/facesvc/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=2 \
     FACESVC_PORT=50051 \
     FACESVC_METRICS_PORT=9090 \
+    FACESVC_HTTP_PORT=8000 \
     FACESVC_WEIGHTS_DIR=/opt/facesvc/weights \
     FACESVC_GRACE_SECONDS=8
 USER 10001:10001
-EXPOSE 50051 9090
+# gRPC, Prometheus metrics, and the HTTP door (JSON, the original REST API, /kiosk).
+EXPOSE 50051 9090 8000
 # server.py turns health NOT_SERVING on SIGTERM, then lets calls in flight finish.
 STOPSIGNAL SIGTERM
 # The standard grpc.health.v1 check; start-period covers loading the models.

@@ -25,10 +25,10 @@ VARIANT ?= full
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= facesvc:$(VERSION)$(if $(filter slim,$(VARIANT)),-slim)
 
-.PHONY: help install run test lint proto proto-check eval bench fuzz soak clean image image-test
+.PHONY: help install run test browser lint proto proto-check eval bench fuzz soak clean image image-test
 
 help:
-	@echo "make run    - start the service on its defaults (port 50051)"
+	@echo "make run    - start the service on its defaults (gRPC on 50051, HTTP on 8000)"
 	@echo "make test   - run the test suite against a real server"
 	@echo "make lint   - ruff, mypy and a check that generated stubs are current"
 	@echo "make proto  - regenerate the committed Python stubs from protos/"
@@ -51,8 +51,15 @@ install: $(STAMP)
 run: $(STAMP)
 	exec $(PY) server.py
 
-test: $(STAMP) proto-check
+test: $(STAMP) proto-check browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# tests/test_kiosk.py drives the /kiosk page in Debian's headless chromium (it is skipped
+# where chromium is missing and cannot be installed, e.g. without root).
+browser:
+	@test -x /usr/bin/chromium || apt-get install -y --no-install-recommends chromium \
+		|| { apt-get update && apt-get install -y --no-install-recommends chromium; } \
+		|| echo "chromium could not be installed: tests/test_kiosk.py will be skipped"
 
 lint: $(STAMP) proto-check
 	$(VENV)/bin/ruff check facesvc tests bench deploy server.py

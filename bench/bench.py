@@ -8,7 +8,8 @@ One run on this machine, every figure side by side (bench/full.py):
   photos scaled to a 640 px camera frame;
 - DeepFace's own REST API (deepface.api under gunicorn, one worker per core) with the
   same model and detector (Dlib + dlib) against facesvc configured the same way;
-- Identify with 10,000 sealed templates against 10,000 plain ones (bench/sealed.py).
+- Identify with 10,000 sealed templates against 10,000 plain ones (bench/sealed.py);
+- Enroll over HTTP (JSON and the original design's form) against gRPC (bench/http.py).
 Writes bench/RESULTS.md. Requests are serialised before the clock starts and responses
 are not parsed inside it, so the load generator's own cost stays out of the figures.
 This module only reads the command line and hands over to the piece asked for.
@@ -22,6 +23,7 @@ import sys
 from pathlib import Path
 
 from bench import accuracy, full, sealed
+from bench import http as http_bench
 from bench import liveness as liveness_bench
 from bench.harness import CELEBS, PHOTOS, ROOT, WIDE
 
@@ -35,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness"],
+        choices=["sealed", "accuracy", "liveness", "http"],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
-        "(24 MP photo, fused model) or liveness (concurrent sessions), printed; RESULTS.md is left as is",
+        "(24 MP photo, fused model), liveness (concurrent sessions) or http (Enroll over HTTP against "
+        "gRPC), printed; RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
     if args.only == "liveness":
@@ -48,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     # for prints: the service and the engine below run it in REPORT (the same work as an
     # enforced pass); its own cost is measured apart (bench/presentation_attack.py).
     os.environ["FACESVC_PRESENTATION_ATTACK"] = "report"
+    if args.only == "http":
+        return http_bench.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(

@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 
 from bench import accuracy, minimal_server, presentation_attack
+from bench import http as http_bench
 from bench import liveness as liveness_bench
 from bench.deepface_rest import data_uri, deepface_rest, rest_post
 from bench.floors import floors
@@ -383,6 +384,7 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
     finally:
         stop_service(live)
 
+    http_bench.section(out, target, photos, per_thread)
     accuracy_piece(target)
     out()
     out("## Floors on this machine (`python -m bench.floors`)")

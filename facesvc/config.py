@@ -210,6 +210,12 @@ class Settings(BaseSettings):
     """Port of the Prometheus /metrics HTTP endpoint, on the gRPC host's address; unset
     turns metrics off, 0 picks a free one (see docs/OPERATIONS.md)."""
 
+    http_port: int = Field(8000, ge=-1, le=65535)
+    """Port of the HTTP door (JSON for every RPC, the original design's /enroll, /verify
+    and /health, the liveness WebSocket and the /kiosk page; docs/HTTP.md), on the gRPC
+    host's address with the same API keys, TLS files and limits; 0 turns it off, -1 picks
+    a free one."""
+
     max_connection_age_seconds: float | None = Field(None, gt=0)
     """Close each client connection after about this long (GOAWAY; calls in flight get
     grace_seconds to finish) so clients balancing over a headless Service re-resolve DNS
@@ -338,6 +344,8 @@ class Settings(BaseSettings):
             raise ValueError(f"{self.template_keys_file} is not a readable file")
         if self.metrics_port is not None and self.metrics_port == self.port != 0:
             raise ValueError(f"metrics_port and port are both {self.port}; give metrics its own port")
+        if self.http_port > 0 and self.http_port in (self.port, self.metrics_port):
+            raise ValueError(f"http_port {self.http_port} is taken by port or metrics_port")
         if not self.liveness_challenges:
             raise ValueError("liveness_challenges needs at least one challenge")
         if self.liveness_min_frame_rate >= self.liveness_max_frame_rate:

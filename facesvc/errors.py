@@ -171,6 +171,14 @@ class LivenessSessionError(FaceServiceError):
     suspicious = True
 
 
+class RequestInvalidError(FaceServiceError):
+    """An HTTP request body that is not the RPC's request message in protobuf's JSON
+    mapping (or a form field that is not what the endpoint reads); gRPC callers cannot
+    send one, their stubs encode the message."""
+
+    reason = "REQUEST_INVALID"
+
+
 class RequestAbandonedError(Exception):
     """The caller cancelled or its deadline passed; the work stopped at a stage boundary."""
 

@@ -147,6 +147,7 @@ def server_environment(**overrides: str) -> dict[str, str]:
     env.update(
         {
             "FACESVC_PORT": "0",
+            "FACESVC_HTTP_PORT": "-1",
             "FACESVC_HOST": "127.0.0.1",
             "OPENCV_LOG_LEVEL": "ERROR",
             "TF_CPP_MIN_LOG_LEVEL": "3",

@@ -220,7 +220,11 @@ def test_health_check_signal_grace_and_ports_agree_with_the_server() -> None:
     settings = Settings(**{k[8:].lower(): v for k, v in settings_env.items()})  # type: ignore[arg-type]
     # The server must finish draining before `docker stop` gives up and kills it.
     assert settings.grace_seconds < DOCKER_STOP_TIMEOUT
-    assert set(one(runtime, "EXPOSE").split()) == {str(settings.port), str(settings.metrics_port)}
+    assert set(one(runtime, "EXPOSE").split()) == {
+        str(settings.port),
+        str(settings.metrics_port),
+        str(settings.http_port),
+    }
     assert exec_form(one(runtime, "CMD")) == ["python", "/app/server.py"]
     assert env["PATH"].startswith("/opt/facesvc/bin:")
 
@@ -296,7 +300,7 @@ def test_the_image_install_serves_real_calls(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FACESVC_", "PYTHON"))}
     for key, value in env_of(runtime).items():
         env[key] = value.replace("/opt/facesvc", str(venv)).replace("$PATH", os.environ["PATH"])
-    env.update(FACESVC_HOST="127.0.0.1", FACESVC_PORT="0", FACESVC_METRICS_PORT="0")
+    env.update(FACESVC_HOST="127.0.0.1", FACESVC_PORT="0", FACESVC_METRICS_PORT="0", FACESVC_HTTP_PORT="-1")
     command = [a.replace("/app/", f"{app}/") for a in exec_form(one(runtime, "CMD"))]
     server = subprocess.Popen(command, cwd=app, env=env, stderr=subprocess.PIPE, text=True)
     try:

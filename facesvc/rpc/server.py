@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -14,6 +15,7 @@ from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.templates import Templates
 from facesvc.rpc.auth import PROBE_SERVICES, ApiKeyInterceptor
+from facesvc.rpc.interceptors import UnaryInterceptor
 from facesvc.rpc.limits import MessageLimitInterceptor, transport_limit
 from facesvc.rpc.metrics import MetricsEndpoint, MetricsInterceptor, ServiceMetrics, observe_stage
 from facesvc.rpc.request_log import RequestLogInterceptor
@@ -37,6 +39,10 @@ class FaceServer:
     metrics_endpoint: MetricsEndpoint | None = None
     #: The template policy and key ring (reloaded on SIGHUP by facesvc.rpc.workers).
     templates: Templates | None = None
+    #: The one servicer, and the request-log and metrics interceptors around it, which the
+    #: HTTP door (facesvc.http) runs for its calls too.
+    servicer: FaceServiceServicer | None = None
+    observers: list[UnaryInterceptor[Any]] = field(default_factory=list)
 
     @property
     def metrics_port(self) -> int | None:
@@ -91,14 +97,15 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
         options.append(("grpc.max_connection_age_ms", round(settings.max_connection_age_seconds * 1000)))
         options.append(("grpc.max_connection_age_grace_ms", round(settings.grace_seconds * 1000)))
     metrics = None
-    interceptors: list[object] = [RequestLogInterceptor()]
+    observers: list[UnaryInterceptor[Any]] = [RequestLogInterceptor()]
     keys = settings.all_api_keys()
     if settings.metrics_port is not None:
         methods = [method.name for method in pb.DESCRIPTOR.services_by_name["FaceService"].methods]
         metrics = ServiceMetrics(engine, {SERVICE_NAME: methods, HEALTH_SERVICE_NAME: ["Check"]})
-        interceptors.append(MetricsInterceptor(metrics))
+        observers.append(MetricsInterceptor(metrics))
         if engine.observer is None:
             engine.observer = observe_stage
+    interceptors: list[object] = list(observers)
     if keys:
         # Innermost, so refused calls are still logged and counted.
         interceptors.append(ApiKeyInterceptor(keys, frozenset() if settings.auth_probes else PROBE_SERVICES))
@@ -111,18 +118,18 @@ def create_server(settings: Settings, engine: FaceEngine, *, reuse_port: bool = 
         interceptors=interceptors,
     )
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    face_server = FaceServer(server=server, port=0, health=health_servicer, metrics=metrics)
-    face_server.templates = Templates.configured(settings.template_mode, settings.template_keys_file)
-    add_face_service(
-        FaceServiceServicer(
-            engine,
-            is_serving=lambda: face_server.serving,
-            templates=face_server.templates,
-            session_metrics=metrics,
-            settings=settings,
-        ),
-        server,
+    face_server = FaceServer(
+        server=server, port=0, health=health_servicer, metrics=metrics, observers=observers
     )
+    face_server.templates = Templates.configured(settings.template_mode, settings.template_keys_file)
+    face_server.servicer = FaceServiceServicer(
+        engine,
+        is_serving=lambda: face_server.serving,
+        templates=face_server.templates,
+        session_metrics=metrics,
+        settings=settings,
+    )
+    add_face_service(face_server.servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for service in ("", SERVICE_NAME):
         health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)

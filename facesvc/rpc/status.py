@@ -32,6 +32,7 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.TemplateInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.SealingUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.LivenessSessionError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.RequestInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.MessageTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.CallerThrottledError: grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -20,13 +20,17 @@ import threading
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from facesvc import __version__, logs
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.errors import ModelUnavailableError
 from facesvc.rpc import metrics
-from facesvc.rpc.server import create_server
+from facesvc.rpc.server import FaceServer, create_server
+
+if TYPE_CHECKING:
+    from facesvc.http.server import HttpServer
 
 log = logging.getLogger("facesvc.server")
 
@@ -61,16 +65,20 @@ def serve(
     _on_stop_signals(stopping, settings.grace_seconds)
     engine = FaceEngine(settings)
     face_server = create_server(settings, engine, reuse_port=reuse_port)
+    http = _http_server(settings, face_server, reuse_port)
     if face_server.templates is not None:
         templates = face_server.templates
         signal.signal(signal.SIGHUP, lambda _signum, _frame: templates.reload())
     face_server.server.start()
-    log.info("listening", extra={"port": face_server.port, "version": __version__, "status": "NOT_SERVING"})
+    if http is not None:
+        http.start()
+    ports = {"port": face_server.port, **({"http_port": http.port} if http is not None else {})}
+    log.info("listening", extra={**ports, "version": __version__, "status": "NOT_SERVING"})
     try:
         engine.load()
     except ModelUnavailableError as error:
         log.error("cannot start: %s", error, extra={"model": settings.model, "detector": settings.detector})
-        face_server.stop(0).wait()
+        _stop(face_server, http, 0)
         return EXIT_CANNOT_START
     go = on_loaded(face_server.port) if on_loaded is not None else True
     if go and not stopping.is_set():
@@ -78,14 +86,29 @@ def serve(
         if on_serving is not None:
             on_serving()
         if on_loaded is None:
-            log.info(
-                "serving",
-                extra={"port": face_server.port, "model": settings.model, "detector": settings.detector},
-            )
+            log.info("serving", extra={**ports, "model": settings.model, "detector": settings.detector})
         stopping.wait()
-    face_server.stop(settings.grace_seconds).wait()
+    _stop(face_server, http, settings.grace_seconds)
     log.info("stopped")
     return EXIT_OK
+
+
+def _http_server(settings: Settings, face_server: FaceServer, reuse_port: bool) -> HttpServer | None:
+    """The HTTP door (facesvc.http) beside the gRPC server, unless FACESVC_HTTP_PORT is 0."""
+    if settings.http_port == 0:
+        return None
+    from facesvc.http.server import HttpServer  # only where HTTP is served
+
+    return HttpServer(settings, face_server, reuse_port=reuse_port)
+
+
+def _stop(face_server: FaceServer, http: HttpServer | None, grace: float) -> None:
+    """Both doors stop together: NOT_SERVING, refuse new calls, let in-flight ones finish."""
+    done = face_server.stop(grace)
+    http_done = http.stop() if http is not None else None
+    done.wait()
+    if http_done is not None:
+        http_done.wait(grace + 5)
 
 
 def process_count(settings: Settings) -> int:
@@ -137,8 +160,15 @@ def supervise(settings: Settings, processes: int) -> int:
     context = multiprocessing.get_context("fork")  # before any gRPC object exists here
     # The workers' series, summed on the one metrics port (entered before any fork).
     pod_metrics = metrics.PodMetrics(settings.host, settings.metrics_port)
-    with _reserved_port(settings.host, settings.port) as port, pod_metrics:
-        worker_settings = settings.model_copy(update={"port": port})
+    http_wanted = settings.http_port != 0
+    with (
+        _reserved_port(settings.host, settings.port) as port,
+        _reserved_port(settings.host, max(settings.http_port, 0)) as http_port,
+        pod_metrics,
+    ):
+        worker_settings = settings.model_copy(
+            update={"port": port, "http_port": http_port if http_wanted else 0}
+        )
         workers = []
         for _ in range(processes):
             parent_end, child_end = context.Pipe(duplex=True)
@@ -185,6 +215,7 @@ def supervise(settings: Settings, processes: int) -> int:
                 "serving",
                 extra={
                     "port": port,
+                    **({"http_port": http_port} if http_wanted else {}),
                     "processes": processes,
                     "model": settings.model,
                     "detector": settings.detector,

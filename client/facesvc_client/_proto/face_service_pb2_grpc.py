@@ -171,6 +171,10 @@ class FaceServiceServicer:
         are running), CALLER_THROTTLED (this caller failed too many sessions
         recently).
         - UNAVAILABLE, INTERNAL: as for Enroll.
+
+        Over HTTP the session is a WebSocket at the option's path (a GET that
+        upgrades): one CheckLivenessRequest or CheckLivenessResponse per text
+        message, in protobuf's JSON mapping (docs/HTTP.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,0 +1,68 @@
+"""gRPC statuses as HTTP answers: the code gRPC's HTTP mapping gives each status code,
+and the google.rpc.Status as JSON (with its ErrorInfo reason)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.rpc import error_details_pb2, status_pb2
+
+# The Any in Status.details must resolve ErrorInfo by its type URL.
+_ = error_details_pb2.ErrorInfo
+
+#: google.rpc.Code -> HTTP status, as google/rpc/code.proto and grpc-gateway map them.
+HTTP_CODES: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.OK: 200,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNKNOWN: 500,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.INTERNAL: 500,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DATA_LOSS: 500,
+}
+_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def code_of(status: status_pb2.Status) -> grpc.StatusCode:
+    return _BY_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN)
+
+
+def http_code(status: status_pb2.Status) -> int:
+    return HTTP_CODES[code_of(status)]
+
+
+def status_json(status: status_pb2.Status) -> dict[str, Any]:
+    """The google.rpc.Status in protobuf's JSON mapping: code, message, details (ErrorInfo)."""
+    return json_format.MessageToDict(status, always_print_fields_with_no_presence=True)
+
+
+def reason_of(status: status_pb2.Status) -> str:
+    """The ErrorInfo reason a status carries ("" when none)."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
+def metadata_of(status: status_pb2.Status) -> dict[str, str]:
+    """The ErrorInfo metadata a status carries."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return dict(info.metadata)
+    return {}
