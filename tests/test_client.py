@@ -178,8 +178,10 @@ def test_enroll_takes_a_path_bytes_or_a_file_and_returns_frozen_dataclasses(clie
         "face_size",
         "plausible_geometry",
         "presentation_attack",  # Enroll reports the stage by default
+        "presentation_attack.minifasnet",  # then each signal it fused (issue 19)
+        "presentation_attack.spectral_peaks",
     ]
-    assert first.presentation_attack is first.liveness_checks[-1]
+    assert first.presentation_attack is first.liveness_checks[4]
     assert 0 <= first.presentation_attack.value <= 1 and first.presentation_attack.threshold == 0.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.embedding.model = "Dlib"

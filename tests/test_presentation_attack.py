@@ -55,7 +55,7 @@ REPORT = pb.PRESENTATION_ATTACK_MODE_REPORT
 OFF = pb.PRESENTATION_ATTACK_MODE_OFF
 LARGEST = pb.FACE_SELECTION_LARGEST  # a few NUAA frames show a second person behind
 #: Attacks accepted, at most (set from make eval's in-sample figures, see the tests below).
-MSU_CEILING, REPLAY_CEILING = 1.0, 1.0
+MSU_CEILING, REPLAY_CEILING = 0.7, 0.3
 
 
 @pytest.fixture(scope="module")
@@ -397,24 +397,25 @@ def test_selfie_framed_live_faces_are_judged_not_refused_as_unscorable(
     kiosk: pb_grpc.FaceServiceStub, reference: pb.Embedding
 ) -> None:
     """Phone selfies (the face fills much of the frame) and MSU-MFSD's close live captures:
-    every one is judged (none FACE_NOT_SCORABLE); refused as an attack: measured 0 of 37
-    through make eval (the fusion was fitted with these sources in; held out, its
-    calibration refused 4 of 128 trainingdata live frames, see the docs' LOSO table)."""
+    every one is judged (none FACE_NOT_SCORABLE); refused as an attack: measured 0 of 36.
+    The fusion was fitted with these sources in: held out, trainingdata's live frames were
+    refused 3% as attacks (plus 9% under the 80 px floor), see the docs' LOSO table."""
     assert len(SELFIES) >= 20 and len(MSU_LIVE) == 15
     outcomes = _verify_outcomes(kiosk, reference, [p.read_bytes() for p in SELFIES + MSU_LIVE])
     assert not [key for key in outcomes if key.startswith("FACE_NOT_SCORABLE")], outcomes
     judged = outcomes["accepted"] + outcomes["PRESENTATION_ATTACK"]
     assert judged >= len(SELFIES) + len(MSU_LIVE) - 2, outcomes  # a face found in all but a few
-    assert outcomes["PRESENTATION_ATTACK"] <= 0.06 * judged, outcomes
+    assert outcomes["PRESENTATION_ATTACK"] <= 0.03 * judged, outcomes
 
 
 def test_screen_and_print_attacks_from_other_sources_are_mostly_refused(
     kiosk: pb_grpc.FaceServiceStub, reference: pb.Embedding
 ) -> None:
     """MSU-MFSD's close-up iPad/iPhone replays and prints, phone-on-phone replays filmed by a
-    third phone, and a screen replay with moire: accepted at most the ceiling measured
-    through make eval (in-sample, the fusion was fitted on these sources; the held-out
-    figures are the docs' LOSO table, and they are worse: see the report)."""
+    third phone, and a screen replay with moire: accepted at most a ceiling over what was
+    measured (MSU-MFSD 28 of 45, the replays' frames 10 of 48). These are not the issue's
+    target (5%): the stage misses most close-up prints and iPhone replays. In-sample: the
+    fusion was fitted on these sources; held out it does no better (the docs' LOSO table)."""
     msu = _verify_outcomes(kiosk, reference, [p.read_bytes() for p in MSU_ATTACKS])
     replays = _verify_outcomes(kiosk, reference, _video_frames(REPLAYS, 10))
     msu_judged = msu["accepted"] + _stage_refusals(msu)
