@@ -251,7 +251,7 @@ def kiosk_target() -> Iterator[str]:
         presentation_attack="enforce",
         presentation_attack_enroll="report",
         # Above the image floor (80), so a face between the two is one the stage cannot judge.
-        presentation_attack_min_face_size=120,
+        presentation_attack_min_face_size=105,
     )
     engine = FaceEngine(settings)
     engine.load()
@@ -328,7 +328,7 @@ def test_json_output_carries_the_presentation_attack_check(kiosk: Run, nuaa_file
         "enroll_mode": "report",
         "threshold": 0.5,
         "model": "MiniFASNetV2+MiniFASNetV1SE+signals",
-        "min_face_size": 120.0,
+        "min_face_size": 105.0,
         "relaxable": False,
     }
 
@@ -339,7 +339,7 @@ def test_a_face_under_the_stages_floor_exits_face_not_scorable(
     pixels = cv2.imread(str(nuaa("ClientRaw")[0]))
     assert pixels is not None
     small = tmp_path / "small.jpg"
-    small.write_bytes(images.jpeg(cv2.resize(pixels, None, fx=0.7, fy=0.7)))  # a 100 px face
+    small.write_bytes(images.jpeg(cv2.resize(pixels, None, fx=0.62, fy=0.62)))  # a 90 px face
     code, out, err = kiosk("verify", small, "--embedding", nuaa_file, "--face-selection", "largest")
     assert (code, out) == (Exit.FACE_NOT_SCORABLE, None)
     assert "FACE_NOT_SCORABLE" in err and "cause=too_small" in err

@@ -592,7 +592,7 @@ def kiosk() -> Iterator[Kiosk]:
         api_keys=f"{KIOSK_KEY},{IMPORTER_KEY}",
         presentation_attack_relax_keys=IMPORTER_KEY,
         # Above the image floor (80), so a face between the two is one the stage cannot judge.
-        presentation_attack_min_face_size=120,
+        presentation_attack_min_face_size=105,
     )
     engine = FaceEngine(settings)
     engine.load()
@@ -619,11 +619,11 @@ def too_close() -> bytes:
 
 
 def too_small() -> bytes:
-    """A live NUAA frame at 0.7x: a 100 px face, over the image floor (80) and under the
-    kiosk's stage floor (120): the stage cannot judge it (the kiosk should say "move closer")."""
+    """A live NUAA frame at 0.62x: a 90 px face, over the image floor (80) and under the
+    kiosk's stage floor (105): the stage cannot judge it (the kiosk should say "move closer")."""
     pixels = cv2.imread(str(nuaa("ClientRaw", "0001")[0]))
     assert pixels is not None
-    return images.jpeg(cv2.resize(pixels, None, fx=0.7, fy=0.7))
+    return images.jpeg(cv2.resize(pixels, None, fx=0.62, fy=0.62))
 
 
 def test_health_describes_the_stage(kiosk: Kiosk) -> None:
@@ -634,7 +634,7 @@ def test_health_describes_the_stage(kiosk: Kiosk) -> None:
         enroll_mode=PresentationAttackMode.REPORT,
         threshold=0.5,
         model="MiniFASNetV2+MiniFASNetV1SE+signals",
-        min_face_size=120.0,
+        min_face_size=105.0,
         relaxable=True,
     )
 
@@ -699,7 +699,7 @@ def test_enroll_reports_by_default_and_enforces_when_asked(kiosk: Kiosk) -> None
         check = reported.presentation_attack
         assert check is not None and not check.passed and check.value < 0.5 == check.threshold
         assert check.name == "presentation_attack" and check.detail
-        as_json = reported.to_dict()["liveness_checks"][-1]
+        as_json = next(c for c in reported.to_dict()["liveness_checks"] if c["name"] == "presentation_attack")
         assert (as_json["name"], as_json["passed"], as_json["value"]) == (
             "presentation_attack",
             False,
@@ -774,7 +774,7 @@ def test_a_face_under_the_stages_floor_is_not_scorable(kiosk: Kiosk, nuaa_0001: 
     error = caught.value
     assert type(error) is FaceNotScorableError and isinstance(error, ImageRejectedError)
     _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, "FACE_NOT_SCORABLE", "Verify")
-    assert error.cause == "too_small" and error.min_face_size == 120
+    assert error.cause == "too_small" and error.min_face_size == 105
     assert error.face_size is not None and 80 <= error.face_size < error.min_face_size
     check = reported.presentation_attack
     assert check is not None and not check.passed and check.detail.startswith("cannot judge")
