@@ -1,13 +1,15 @@
 """Presentation-attack stage: is the chosen face a live person, or a print or a screen?
 
 Several pieces of evidence (facesvc.engine.pipeline.attack_signals), one module each:
-MiniFASNetV2 and MiniFASNetV1SE on wide context crops (the frame padded by replicating its
-border where a selfie leaves no room), colour texture (LBP in HSV and YCbCr), the face's
-spectrum (a recapture's lost detail, a screen's peaks), glare, and long straight edges
-around the face (a bezel, a sheet of paper). A logistic fusion with a handful of weights
-(facesvc.engine.pipeline.attack_fusion, fitted and chosen leave-one-source-out by
-`python -m facesvc.tools.calibrate_pad`) turns them into one live score, 0-1; each
-signal's value comes back in `liveness_checks` beside it, so a caller can see why.
+MiniFASNetV2 and MiniFASNetV1SE on wide context crops (shrunk to what the frame holds when
+a selfie leaves no room), colour texture (LBP in HSV and YCbCr), the face's spectrum (a
+recapture's lost detail, a screen's peaks), glare, and long straight edges around the face
+(a bezel, a sheet of paper). The fusion (facesvc.engine.pipeline.attack_fusion, chosen
+leave-one-source-out by `python -m facesvc.tools.calibrate_pad`) weighs the ones that held
+up on sources they were not fitted on: today MiniFASNet and the spectral peaks, as a
+logistic score capped by MiniFASNet's own probability. Each fused signal's value comes
+back in `liveness_checks` after the verdict, so a caller can see why. Every framing is
+judged; only a face under the size floor or cut by the frame's edge is not.
 
 The stage judges the capture, not the person: a live camera frame passes, a photo of a
 photo often does not (press photos, scans, greyscale captures), which is why Enroll
