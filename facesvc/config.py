@@ -115,8 +115,8 @@ class Settings(BaseSettings):
     enrolls people in front of its camera should set `enforce`."""
 
     presentation_attack_threshold: float = Field(0.5, gt=0, lt=1)
-    """Live score (0-1) at or above which a face is taken for a live person (the models'
-    own decision line; docs/PRESENTATION_ATTACKS.md has the rates it gives)."""
+    """Fused live score (0-1) at or above which a face is taken for a live person (the
+    fusion is calibrated to it; docs/PRESENTATION_ATTACK_SIGNALS.md has the rates it gives)."""
 
     presentation_attack_min_face_size: float = Field(80.0, ge=1)
     """Smallest face, in pixels of the original image, the stage will judge; a smaller

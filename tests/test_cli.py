@@ -246,7 +246,12 @@ def kiosk_target() -> Iterator[str]:
     """A server with the stage's shipped defaults (ENFORCE for Verify and Identify, REPORT
     for Enroll); the shared test server only reports it (see conftest)."""
     settings = Settings(
-        port=0, host="127.0.0.1", presentation_attack="enforce", presentation_attack_enroll="report"
+        port=0,
+        host="127.0.0.1",
+        presentation_attack="enforce",
+        presentation_attack_enroll="report",
+        # Above the image floor (80), so a face between the two is one the stage cannot judge.
+        presentation_attack_min_face_size=105,
     )
     engine = FaceEngine(settings)
     engine.load()
@@ -322,22 +327,33 @@ def test_json_output_carries_the_presentation_attack_check(kiosk: Run, nuaa_file
         "mode": "enforce",
         "enroll_mode": "report",
         "threshold": 0.5,
-        "model": "MiniFASNetV2+MiniFASNetV1SE",
-        "min_face_size": 80.0,
+        "model": "MiniFASNetV2+MiniFASNetV1SE+signals",
+        "min_face_size": 105.0,
         "relaxable": False,
     }
 
 
-def test_a_face_too_close_to_judge_exits_face_not_scorable(
+def test_a_face_under_the_stages_floor_exits_face_not_scorable(
     kiosk: Run, nuaa_file: Path, tmp_path: Path
 ) -> None:
     pixels = cv2.imread(str(nuaa("ClientRaw")[0]))
     assert pixels is not None
-    close = tmp_path / "close.jpg"
-    close.write_bytes(images.jpeg(pixels[100:360, 245:440]))  # little more than the face
-    code, out, err = kiosk("verify", close, "--embedding", nuaa_file, "--face-selection", "largest")
+    small = tmp_path / "small.jpg"
+    small.write_bytes(images.jpeg(cv2.resize(pixels, None, fx=0.62, fy=0.62)))  # a 90 px face
+    code, out, err = kiosk("verify", small, "--embedding", nuaa_file, "--face-selection", "largest")
     assert (code, out) == (Exit.FACE_NOT_SCORABLE, None)
-    assert "FACE_NOT_SCORABLE" in err and "cause=too_close" in err
+    assert "FACE_NOT_SCORABLE" in err and "cause=too_small" in err
+
+
+def test_a_face_that_fills_the_frame_is_judged(kiosk: Run, nuaa_file: Path, tmp_path: Path) -> None:
+    """Selfie framing: little more than the face, no 2.7x context; the stage judges it."""
+    pixels = cv2.imread(str(nuaa("ClientRaw")[0]))
+    assert pixels is not None
+    close = tmp_path / "close.jpg"
+    close.write_bytes(images.jpeg(pixels[100:360, 245:440]))
+    code, out, err = kiosk("verify", close, "--embedding", nuaa_file, "--face-selection", "largest")
+    assert code == Exit.OK, err
+    assert _attack_check(out)["passed"]
 
 
 def test_a_weaker_mode_than_the_servers_is_refused(kiosk: Run, nuaa_file: Path) -> None:

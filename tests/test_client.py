@@ -178,8 +178,10 @@ def test_enroll_takes_a_path_bytes_or_a_file_and_returns_frozen_dataclasses(clie
         "face_size",
         "plausible_geometry",
         "presentation_attack",  # Enroll reports the stage by default
+        "presentation_attack.minifasnet",  # then each signal it fused (issue 19)
+        "presentation_attack.spectral_peaks",
     ]
-    assert first.presentation_attack is first.liveness_checks[-1]
+    assert first.presentation_attack is first.liveness_checks[4]
     assert 0 <= first.presentation_attack.value <= 1 and first.presentation_attack.threshold == 0.5
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.embedding.model = "Dlib"
@@ -589,6 +591,8 @@ def kiosk() -> Iterator[Kiosk]:
         presentation_attack_enroll="report",
         api_keys=f"{KIOSK_KEY},{IMPORTER_KEY}",
         presentation_attack_relax_keys=IMPORTER_KEY,
+        # Above the image floor (80), so a face between the two is one the stage cannot judge.
+        presentation_attack_min_face_size=105,
     )
     engine = FaceEngine(settings)
     engine.load()
@@ -607,11 +611,19 @@ def nuaa_0001(kiosk: Kiosk) -> Embedding:
 
 
 def too_close() -> bytes:
-    """A live NUAA frame cut down to little more than the face: the stage has no context
-    around it to judge (the kiosk should say "move back")."""
+    """A live NUAA frame cut down to little more than the face (selfie framing): no 2.7x
+    context around it, and the stage judges it all the same."""
     pixels = cv2.imread(str(nuaa("ClientRaw", "0001")[0]))
     assert pixels is not None
     return images.jpeg(pixels[100:360, 245:440])  # the face box is about x 269-414, y 129-329
+
+
+def too_small() -> bytes:
+    """A live NUAA frame at 0.62x: a 90 px face, over the image floor (80) and under the
+    kiosk's stage floor (105): the stage cannot judge it (the kiosk should say "move closer")."""
+    pixels = cv2.imread(str(nuaa("ClientRaw", "0001")[0]))
+    assert pixels is not None
+    return images.jpeg(cv2.resize(pixels, None, fx=0.62, fy=0.62))
 
 
 def test_health_describes_the_stage(kiosk: Kiosk) -> None:
@@ -621,8 +633,8 @@ def test_health_describes_the_stage(kiosk: Kiosk) -> None:
         mode=PresentationAttackMode.ENFORCE,
         enroll_mode=PresentationAttackMode.REPORT,
         threshold=0.5,
-        model="MiniFASNetV2+MiniFASNetV1SE",
-        min_face_size=80.0,
+        model="MiniFASNetV2+MiniFASNetV1SE+signals",
+        min_face_size=105.0,
         relaxable=True,
     )
 
@@ -643,7 +655,7 @@ def test_verify_refuses_prints_by_default(kiosk: Kiosk, nuaa_0001: Embedding) ->
         _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, "PRESENTATION_ATTACK", "Verify")
         assert error.live_score is not None and error.threshold == 0.5
         assert 0 <= error.live_score < error.threshold
-        assert error.model == "MiniFASNetV2+MiniFASNetV1SE"
+        assert error.model == "MiniFASNetV2+MiniFASNetV1SE+signals"
         assert "PRESENTATION_ATTACK" in str(error) and "live_score=" in str(error)
 
 
@@ -687,7 +699,7 @@ def test_enroll_reports_by_default_and_enforces_when_asked(kiosk: Kiosk) -> None
         check = reported.presentation_attack
         assert check is not None and not check.passed and check.value < 0.5 == check.threshold
         assert check.name == "presentation_attack" and check.detail
-        as_json = reported.to_dict()["liveness_checks"][-1]
+        as_json = next(c for c in reported.to_dict()["liveness_checks"] if c["name"] == "presentation_attack")
         assert (as_json["name"], as_json["passed"], as_json["value"]) == (
             "presentation_attack",
             False,
@@ -745,16 +757,25 @@ def test_weaker_modes_only_for_a_caller_allowed_to_relax(kiosk: Kiosk, nuaa_0001
         assert len(result.liveness_checks) == 4
 
 
-def test_a_face_too_close_to_judge_is_not_scorable(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+def test_a_face_that_fills_the_frame_is_judged(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
+    with kiosk.client() as client:
+        verified = client.verify(too_close(), nuaa_0001, face_selection=LARGEST)
+    check = verified.presentation_attack
+    assert check is not None and check.passed
+    names = [c.name for c in verified.liveness_checks]
+    assert "presentation_attack.minifasnet" in names and "presentation_attack.spectral_peaks" in names
+
+
+def test_a_face_under_the_stages_floor_is_not_scorable(kiosk: Kiosk, nuaa_0001: Embedding) -> None:
     with kiosk.client() as client:
         with pytest.raises(FaceNotScorableError) as caught:
-            client.verify(too_close(), nuaa_0001, face_selection=LARGEST)
-        reported = client.enroll(too_close(), face_selection=LARGEST)  # REPORT: attached, not refused
+            client.verify(too_small(), nuaa_0001, face_selection=LARGEST)
+        reported = client.enroll(too_small(), face_selection=LARGEST)  # REPORT: attached, not refused
     error = caught.value
     assert type(error) is FaceNotScorableError and isinstance(error, ImageRejectedError)
     _assert_sdk_error(error, StatusCode.INVALID_ARGUMENT, "FACE_NOT_SCORABLE", "Verify")
-    assert error.cause == "too_close" and error.min_face_size == 80
-    assert error.face_size is not None and error.face_size >= error.min_face_size
+    assert error.cause == "too_small" and error.min_face_size == 105
+    assert error.face_size is not None and 80 <= error.face_size < error.min_face_size
     check = reported.presentation_attack
     assert check is not None and not check.passed and check.detail.startswith("cannot judge")
 
@@ -802,7 +823,7 @@ def test_async_client_passes_the_mode_and_raises_the_same_classes(kiosk: Kiosk, 
                     attack, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF
                 )
             with pytest.raises(FaceNotScorableError):
-                await client.verify(too_close(), nuaa_0001, face_selection=LARGEST)
+                await client.verify(too_small(), nuaa_0001, face_selection=LARGEST)
         async with AsyncFaceClient(kiosk.target, api_key=IMPORTER_KEY, timeout=30) as importer:
             skipped = await importer.verify(
                 attack, nuaa_0001, face_selection=LARGEST, presentation_attack=PresentationAttackMode.OFF

@@ -9,6 +9,7 @@ every frame: NUAA live frames refused 0.4% at the default 0.5, print attacks acc
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import shutil
 import subprocess
@@ -23,9 +24,12 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.pipeline.attack_fusion import FUSION_FILE, FUSION_SHA256, load_fusion
 from facesvc.engine.pipeline.presentation_attack import NETWORKS, WEIGHTS_DIR, PresentationAttackDetector
 from facesvc.engine.types import Box
+from facesvc.errors import ModelUnavailableError
 from facesvc.rpc.server import FaceServer
+from facesvc.tools.calibrate_pad import frames_of
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -50,6 +54,8 @@ ENFORCE = pb.PRESENTATION_ATTACK_MODE_ENFORCE
 REPORT = pb.PRESENTATION_ATTACK_MODE_REPORT
 OFF = pb.PRESENTATION_ATTACK_MODE_OFF
 LARGEST = pb.FACE_SELECTION_LARGEST  # a few NUAA frames show a second person behind
+#: Attacks accepted, at most (set from make eval's in-sample figures, see the tests below).
+MSU_CEILING, REPLAY_CEILING = 0.7, 0.3
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +144,7 @@ def test_printed_photos_are_refused_as_presentation_attacks(
             if reason == "PRESENTATION_ATTACK":
                 assert code is grpc.StatusCode.INVALID_ARGUMENT
                 assert float(metadata["live_score"]) < float(metadata["threshold"]) == 0.5
-                assert metadata["model"] == "MiniFASNetV2+MiniFASNetV1SE"
+                assert metadata["model"] == "MiniFASNetV2+MiniFASNetV1SE+signals"
             continue
         outcomes["accepted"] += 1
     assert outcomes["accepted"] == 0, outcomes  # 0 of 809 on every frame
@@ -163,8 +169,9 @@ def test_screen_and_poster_attacks_with_context_are_refused(kiosk: pb_grpc.FaceS
 
 
 def test_tight_screen_crops_are_never_passed_as_live(engine: FaceEngine) -> None:
-    """The screen-replay crops show no context around the face: the stage cannot judge
-    them and says so (FACE_NOT_SCORABLE, move back), never live."""
+    """The screen-replay crops show no context around the face. The stage used to refuse
+    them as FACE_NOT_SCORABLE (too close); it now judges every framing (issue 19), and
+    refuses them all the same: as attacks, or as too small under its 80 px floor."""
     settings = Settings(
         port=0, host="127.0.0.1", presentation_attack="enforce", min_image_size=64, min_face_size=40
     )
@@ -180,9 +187,11 @@ def test_tight_screen_crops_are_never_passed_as_live(engine: FaceEngine) -> None
                 _code, reason, metadata = rejection(error)
                 outcomes[reason] += 1
                 if reason == "FACE_NOT_SCORABLE":
-                    assert metadata["cause"] in {"too_close", "cut_off"}
+                    assert metadata["cause"] in {"too_small", "cut_off"}
     assert outcomes["accepted"] == 0, outcomes
-    assert outcomes["FACE_NOT_SCORABLE"] >= 0.9 * len(SCREENS[::3]), outcomes
+    assert outcomes["PRESENTATION_ATTACK"] + outcomes["FACE_NOT_SCORABLE"] >= 0.9 * len(SCREENS[::3]), (
+        outcomes
+    )
 
 
 _EMBEDDING: list[pb.Embedding] = []
@@ -289,7 +298,7 @@ def test_health_describes_the_stage(kiosk: pb_grpc.FaceServiceStub) -> None:
     info = kiosk.Health(pb.HealthRequest()).presentation_attack
     assert info.mode == ENFORCE and info.enroll_mode == REPORT
     assert info.threshold == pytest.approx(0.5) and info.min_face_size == 80
-    assert info.model == "MiniFASNetV2+MiniFASNetV1SE" and not info.relaxable
+    assert info.model == "MiniFASNetV2+MiniFASNetV1SE+signals" and not info.relaxable
 
 
 def test_attacks_are_logged_as_suspicious_without_the_image(
@@ -331,3 +340,102 @@ def test_a_corrupted_weights_file_stops_the_service_at_start(
     assert proc.wait(timeout=60) != 0
     text = " ".join(str(entry) for entry in lines)
     assert str(corrupted) in text and digest in text
+
+
+# ---- the fused stage across sources (issue 19) ---------------------------------------------
+
+SCREENS_DIR = PAD / "screens"
+SELFIES = sorted((SCREENS_DIR / "trainingdata-antispoof" / "live").glob("*/live_selfie.jpg"))
+MSU_LIVE = sorted((SCREENS_DIR / "msu-mfsd-train" / "live").glob("*.jpg"))
+MSU_ATTACKS = sorted((SCREENS_DIR / "msu-mfsd-train" / "attack").glob("*.jpg"))
+REPLAYS = sorted((SCREENS_DIR / "trainingdata-antispoof" / "attack").glob("*/replay_video.*")) + sorted(
+    (SCREENS_DIR / "wolf-huo" / "attack").glob("*.mp4")
+)
+
+
+def _verify_outcomes(
+    stub: pb_grpc.FaceServiceStub, reference: pb.Embedding, images: list[bytes]
+) -> Counter[str]:
+    """'accepted', or the refusal's reason (with the cause for FACE_NOT_SCORABLE)."""
+    outcomes: Counter[str] = Counter()
+    for image in images:
+        try:
+            response = stub.Verify(
+                pb.VerifyRequest(image=image, stored_embeddings=[reference], face_selection=LARGEST)
+            )
+        except grpc.RpcError as error:
+            _code, reason, metadata = rejection(error)
+            outcomes[f"{reason}:{metadata['cause']}" if "cause" in metadata else reason] += 1
+            continue
+        names = {check.name for check in response.liveness_checks}
+        assert {
+            "presentation_attack",
+            "presentation_attack.minifasnet",
+            "presentation_attack.spectral_peaks",
+        } <= names
+        outcomes["accepted"] += 1
+    return outcomes
+
+
+def _video_frames(paths: list[Path], per_file: int) -> list[bytes]:
+    frames = []
+    for path in paths:
+        for _index, frame in frames_of(path, per_file):
+            ok, encoded = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            assert ok
+            frames.append(encoded.tobytes())
+    return frames
+
+
+def _stage_refusals(outcomes: Counter[str]) -> int:
+    return sum(
+        n for key, n in outcomes.items() if key.split(":")[0] in {"PRESENTATION_ATTACK", "FACE_NOT_SCORABLE"}
+    )
+
+
+def test_selfie_framed_live_faces_are_judged_not_refused_as_unscorable(
+    kiosk: pb_grpc.FaceServiceStub, reference: pb.Embedding
+) -> None:
+    """Phone selfies (the face fills much of the frame) and MSU-MFSD's close live captures:
+    every one is judged (none FACE_NOT_SCORABLE); refused as an attack: measured 0 of 36.
+    The fusion was fitted with these sources in: held out, trainingdata's live frames were
+    refused 3% as attacks (plus 9% under the 80 px floor), see the docs' LOSO table."""
+    assert len(SELFIES) >= 20 and len(MSU_LIVE) == 15
+    outcomes = _verify_outcomes(kiosk, reference, [p.read_bytes() for p in SELFIES + MSU_LIVE])
+    assert not [key for key in outcomes if key.startswith("FACE_NOT_SCORABLE")], outcomes
+    judged = outcomes["accepted"] + outcomes["PRESENTATION_ATTACK"]
+    assert judged >= len(SELFIES) + len(MSU_LIVE) - 2, outcomes  # a face found in all but a few
+    assert outcomes["PRESENTATION_ATTACK"] <= 0.03 * judged, outcomes
+
+
+def test_screen_and_print_attacks_from_other_sources_are_mostly_refused(
+    kiosk: pb_grpc.FaceServiceStub, reference: pb.Embedding
+) -> None:
+    """MSU-MFSD's close-up iPad/iPhone replays and prints, phone-on-phone replays filmed by a
+    third phone, and a screen replay with moire: accepted at most a ceiling over what was
+    measured (MSU-MFSD 28 of 45, the replays' frames 10 of 48). These are not the issue's
+    target (5%): the stage misses most close-up prints and iPhone replays. In-sample: the
+    fusion was fitted on these sources; held out it does no better (the docs' LOSO table)."""
+    msu = _verify_outcomes(kiosk, reference, [p.read_bytes() for p in MSU_ATTACKS])
+    replays = _verify_outcomes(kiosk, reference, _video_frames(REPLAYS, 10))
+    msu_judged = msu["accepted"] + _stage_refusals(msu)
+    replay_judged = replays["accepted"] + _stage_refusals(replays)
+    assert msu_judged >= 40 and replay_judged >= 40, (msu, replays)
+    assert msu["accepted"] <= MSU_CEILING * msu_judged, msu
+    assert replays["accepted"] <= REPLAY_CEILING * replay_judged, replays
+
+
+def test_the_fusion_weights_are_pinned_and_load_offline(tmp_path: Path) -> None:
+    """The shipped fusion is package data, read from the installed package (no network),
+    and a changed byte stops the stage from loading."""
+    assert hashlib.sha256(FUSION_FILE.read_bytes()).hexdigest() == FUSION_SHA256
+    assert "models/attack_fusion/*" in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    fusion = load_fusion()
+    assert fusion.features == ("minifasnet", "spectral_peaks") and fusion.framing == "clamped"
+    assert len(fusion.weights) == 2 and fusion.weights[0] > 0 > fusion.weights[1]  # live up, peaks down
+    changed = tmp_path / "fusion.json"
+    changed.write_text(FUSION_FILE.read_text().replace('"bias": ', '"bias": 1', 1))
+    with pytest.raises(ModelUnavailableError, match="SHA-256"):
+        load_fusion(changed)
+    with pytest.raises(ModelUnavailableError, match="missing"):
+        load_fusion(tmp_path / "absent.json")

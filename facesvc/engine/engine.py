@@ -173,7 +173,7 @@ class FaceEngine:
             detection = Detection(box, 1.0, landmarks_in_box(box))
         embedding = self._recognizer.embed(image, detection)
         if self._attack is not None:
-            self._attack.live_score(image, detection.box)
+            self._attack.judge(image, detection.box, detection.box.size)
         if embedding.shape != (self._recognizer.dimension,) or not np.all(np.isfinite(embedding)):
             raise RuntimeError(f"warm-up embedding has shape {embedding.shape} or non-finite values")
 
@@ -335,7 +335,7 @@ class FaceEngine:
         mode = self.attack_mode if presentation_attack is None else presentation_attack
         if mode is not AttackMode.OFF and self._attack is not None:
             verdict = self._attack.judge(source, face.box, face_px)
-            checks = (*checks, verdict.as_check())
+            checks = (*checks, *verdict.as_checks())
             clock.lap("presentation_attack")
             if mode is AttackMode.ENFORCE:
                 self._enforce(verdict, face_px)
