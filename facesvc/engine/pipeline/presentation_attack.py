@@ -31,7 +31,7 @@ from facesvc.errors import ModelUnavailableError
 MODEL_NAME = "MiniFASNetV2+MiniFASNetV1SE"
 CHECK_NAME = "presentation_attack"
 INPUT_SIZE = 80
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "models" / "minifasnet"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "models" / "minifasnet"
 
 #: File, SHA-256 and the crop scale (times the face box) each network was trained on.
 NETWORKS: tuple[tuple[str, str, float], ...] = (
