@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     """Distance at or below which two faces match; unset uses the model's calibrated
     default (see README)."""
 
+    identify_fpir: float = Field(0.01, ge=0, lt=1)
+    """Identify's default false-positive identification rate: the share of strangers (people
+    not in the gallery) answered with a match. The threshold follows the number of distinct
+    identities in the gallery so this rate holds at every size (docs/IDENTIFY.md); it must
+    be one of the model's published points (Health.open_set). 0 turns the rule off:
+    Identify then uses Verify's threshold, as before issue 18."""
+
     min_face_size: int = Field(80, ge=1)
     """Smallest accepted face, in pixels of the original image (shorter box side)."""
 
