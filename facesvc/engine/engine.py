@@ -50,6 +50,7 @@ from facesvc.errors import (
     EngineNotReadyError,
     FaceNotScorableError,
     FaceTooSmallError,
+    IdentityUndecidedError,
     LivenessFailedError,
     LowQualityError,
     NoFaceError,
@@ -470,9 +471,20 @@ class FaceEngine:
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
         frames = [self.analyse(more, selection, should_stop, mode).embedding for more in more_images]
-        return self._identification(
+        result = self._identification(
             face, gallery.ids, matrix, top_k, limit, recognizer, identities, target, frames
         )
+        margin = self.settings.identify_undecided_margin
+        if margin and target and abs(result.matches[0].distance - limit) <= margin:
+            raise IdentityUndecidedError(
+                f"The closest identity is {result.matches[0].distance:.3f} from this face, within "
+                f"{margin:g} of the threshold {limit:.3f}; send another frame or a burst.",
+                distance=result.matches[0].distance,
+                threshold=limit,
+                margin=margin,
+                frames=result.frames,
+            )
+        return result
 
     def _identify_threshold(
         self,
@@ -505,7 +517,9 @@ class FaceEngine:
                 fpir=target,
                 published=published,
             )
-        return table.threshold_for(identities, target), target
+        # Never looser than Verify's threshold: a gallery of a few people is not searched
+        # more loosely than a 1:1 check (the table's line is above it below ~10 identities).
+        return min(table.threshold_for(identities, target), self.default_threshold), target
 
     # ---- an analysed face against templates (the liveness session's best frame) ----
 

@@ -7,7 +7,8 @@ random order, the first N), each enrolled with its first photo (by file name): o
 template per person, or two (first two photos) where the person has three or more.
 Employees are gallery members with a photo left over: the last photo is the probe; where
 four or more, the last three photos are a real 3-frame burst (more_images). Strangers'
-bursts are three real photos of one stranger (those with three or more).
+bursts are three real photos of one stranger (those with three or more). Two LFW folders
+that are one person under two names are merged (calibrate_open_set.ALIASES).
 
 Every photo is enrolled once through Enroll (importer settings: face selection CENTRAL,
 64 px floor, presentation-attack stage off). Fold 0 is then searched with real Identify
@@ -37,6 +38,7 @@ import numpy as np
 
 from facesvc.config import Settings
 from facesvc.engine.matching import open_set, scores
+from facesvc.tools.calibrate_open_set import ALIASES
 from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, Embedded, _cached, embed_set, serving
 from facesvc.v1 import face_service_pb2 as pb
 
@@ -56,7 +58,8 @@ class Split:
 def split(embedded: Embedded, fold: int) -> Split:
     rows_of: dict[str, list[int]] = defaultdict(list)
     for row in np.flatnonzero(embedded.accepted):
-        rows_of[str(embedded.identities[row])].append(int(row))
+        who = str(embedded.identities[row])
+        rows_of[ALIASES.get(who, who)].append(int(row))
     people = sorted(rows_of)
     order = np.random.default_rng(SEED).permutation(len(people))
     fold_of = {people[i]: rank % FOLDS for rank, i in enumerate(order)}
@@ -170,6 +173,39 @@ def count(tally: Tally, case: Case, answer: Answer, limits: dict[str, float]) ->
             tally.wrong[rule] += 1
 
 
+def refusal_table(embedded: Embedded, table: open_set.OpenSetTable, fpir: float, metric: str) -> None:
+    """Refuse rather than guess (FACESVC_IDENTIFY_UNDECIDED_MARGIN): the whole pool of each
+    fold, one template, one frame, replayed; a probe whose best distance lies within the
+    margin of the threshold is refused; FPIR and FNIR are over the probes not refused."""
+    cases: list[tuple[bool, float, bool]] = []  # (employee, best - threshold, best is the truth)
+    for fold in range(FOLDS):
+        g, single, _ = gallery(split(embedded, fold), 0, 1)
+        limit = table.threshold_for(len(set(g.ids)), fpir)
+        for case in single:
+            top = replay(embedded, g, case, metric).top
+            assert top is not None
+            cases.append((case.kind == "employee", top[0][1] - limit, top[0][0] == case.truth))
+    employee = np.array([c[0] for c in cases])
+    gap = np.array([c[1] for c in cases])
+    truth = np.array([c[2] for c in cases])
+    print(
+        f"\n### Refuse rather than guess (whole pool, 1 template, 1 frame, {FOLDS} folds replayed)\n\n"
+        "| margin | employees refused | strangers refused | FPIR (not refused) | FNIR (not refused) "
+        "| employees not identified (refused or not found) |\n|---|---|---|---|---|---|"
+    )
+    for margin in (0.0, 0.01, 0.02, 0.03, 0.05):
+        refused = (np.abs(gap) <= margin) if margin else np.zeros(len(gap), dtype=bool)
+        match = (gap <= 0) & ~refused
+        fp = int((match & ~employee).sum())
+        fn = int((employee & ~refused & ~(match & truth)).sum())
+        print(
+            f"| {margin:g} | {pct(int((refused & employee).sum()), int(employee.sum()))} "
+            f"| {pct(int((refused & ~employee).sum()), int((~employee).sum()))} "
+            f"| {pct(fp, int((~employee & ~refused).sum()))} | {pct(fn, int((employee & ~refused).sum()))} "
+            f"| {pct(fn + int((refused & employee).sum()), int(employee.sum()))} |"
+        )
+
+
 def pct(part: int, whole: int) -> str:
     return f"{100 * part / max(whole, 1):.2f}%"
 
@@ -253,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"| {tally.wrong[default]} |",
                         flush=True,
                     )
+        refusal_table(embedded, table, rule.default_fpir, health.distance_metric)
         if agreement[1]:
             print(
                 f"\nserved vs replay: {agreement[0]}/{agreement[1]} answers agree (same best id and distance)"

@@ -122,7 +122,10 @@ class FaceServiceServicer:
         EMBEDDING_INVALID also for an empty gallery, a candidate without an id,
         a packed gallery whose size is not ids x dimension x 4 bytes, a
         negative top_k, an fpir that is not a published point, fpir together
-        with threshold or far, or more than 5 frames in all.
+        with threshold or far, or more than 5 frames in all; IDENTITY_UNDECIDED
+        (INVALID_ARGUMENT) when the server refuses a best identity that lies
+        too near the threshold (FACESVC_IDENTIFY_UNDECIDED_MARGIN, off by
+        default): send another frame or a burst.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
