@@ -21,12 +21,17 @@ from facesvc.tools import evaluate
 from facesvc.tools.calibrate_open_set import ALIASES
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from facesvc_client import FaceClient, IdentityUndecidedError
+from facesvc_client import Embedding, FaceClient, IdentityUndecidedError
 from tests.conftest import CELEBS, ROOT, rejection, sharing_models, start_server
 
 LFW = ROOT.parent / "shared" / "lfw-devtrain"
 GALLERY_SIZE = 1000
 pytestmark = pytest.mark.skipif(not (LFW / "IDENTITIES.tsv").is_file(), reason="lfw-devtrain missing")
+
+
+def sdk_gallery(company: Company) -> dict[str, Embedding]:
+    rows = np.frombuffer(company.gallery.values, "<f4").reshape(len(company.ids), -1)
+    return {who: Embedding(row.tolist(), "SFace") for who, row in zip(company.ids, rows, strict=True)}
 
 
 @dataclass
@@ -239,13 +244,7 @@ def test_the_sdk_uses_the_rule_and_the_burst(
     importer: tuple[pb_grpc.FaceServiceStub, str], company: Company
 ) -> None:
     who, frames = company.bursts[1]
-    gallery = dict(
-        zip(
-            company.ids,
-            np.frombuffer(company.gallery.values, "<f4").reshape(len(company.ids), -1).tolist(),
-            strict=True,
-        )
-    )
+    gallery = sdk_gallery(company)
     with FaceClient(importer[1], timeout=60) as client:
         health = client.health()
         assert health.open_set is not None and health.open_set.default_fpir == pytest.approx(0.01)
@@ -279,13 +278,7 @@ def test_a_probe_too_near_the_line_is_refused_with_a_reason_when_the_server_asks
     is never refused."""
     settings = Settings(port=0, host="127.0.0.1", identify_undecided_margin=0.2, **evaluate.IMPORTER)
     face_server = start_server(settings, sharing_models(settings, engine))
-    gallery = dict(
-        zip(
-            company.ids,
-            np.frombuffer(company.gallery.values, "<f4").reshape(len(company.ids), -1).tolist(),
-            strict=True,
-        )
-    )
+    gallery = sdk_gallery(company)
     try:
         with FaceClient(f"127.0.0.1:{face_server.port}", timeout=60) as client:
             refused: list[IdentityUndecidedError] = []
