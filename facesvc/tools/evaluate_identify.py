@@ -80,6 +80,7 @@ class Case:
     rows: list[int]
     truth: str
     kind: str  # "employee" / "stranger"
+    photos: int = 0  # how many photos the person has
 
 
 @dataclass
@@ -98,9 +99,9 @@ def gallery(split: Split, size: int, templates: int) -> tuple[Gallery, list[Case
         ids += [name] * len(enrolled)
         rows += enrolled
         if len(photos) >= 2:
-            single.append(Case([photos[-1]], name, "employee"))
+            single.append(Case([photos[-1]], name, "employee", len(photos)))
         if len(photos) >= 4:
-            burst.append(Case(photos[-3:], name, "employee"))
+            burst.append(Case(photos[-3:], name, "employee", len(photos)))
     single += [Case([r], "", "stranger") for photos in split.strangers for r in photos]
     burst += [Case(photos[-3:], "", "stranger") for photos in split.strangers if len(photos) >= 3]
     return Gallery(ids, rows), single, burst
@@ -248,7 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         agreement = [0, 0]
         photos = [(folder / name).read_bytes() for name in embedded.names] if args.served_folds else []
         for size in SIZES:
-            for templates, burst in ((1, False), (2, False), (1, True)):
+            # (templates, burst, employees with at least this many photos): each evidence row
+            # after its 1-template, 1-frame baseline on the same people.
+            for templates, burst, least in (
+                (1, False, 2),
+                (1, False, 3),
+                (2, False, 3),
+                (1, False, 4),
+                (1, True, 4),
+            ):
                 tallies = {"replay": Tally(), "served": Tally()}
                 n_ids = 0
                 for fold in range(FOLDS):
@@ -256,14 +265,15 @@ def main(argv: list[str] | None = None) -> int:
                     g, single, bursts = gallery(s, size, templates)
                     n_ids = len(set(g.ids))
                     cases = bursts if burst else single
-                    if templates == 2:  # compare on the people that have a second template
-                        cases = [c for c in cases if c.kind == "stranger" or g.ids.count(c.truth) == 2]
+                    cases = [c for c in cases if c.kind == "stranger" or c.photos >= least]
                     limits = {f"{f:g}": table.threshold_for(n_ids, f) for f in fpirs}
                     values = embedded.matrix[g.rows].astype("<f4").tobytes()
                     for case in cases:
                         offline = replay(embedded, g, case, health.distance_metric)
                         count(tallies["replay"], case, offline, limits)
-                        if fold < args.served_folds and (size == 0 or (templates == 1 and not burst)):
+                        if fold < args.served_folds and (
+                            (size == 0 and (least == 2 or templates == 2 or burst)) or least == 2
+                        ):
                             answer = served(stub, [photos[r] for r in case.rows], g, values, health.model)
                             count(tallies["served"], case, answer, limits)
                             if answer.top is not None and offline.top is not None:
@@ -273,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
                                 )
                                 agreement[1] += 1
                 default = f"{rule.default_fpir:g}"
-                label = f"{templates} template{'s' if templates > 1 else ''}" + (
-                    ", 3-frame burst" if burst else ""
+                label = (
+                    f"{templates} template{'s' if templates > 1 else ''}"
+                    + (", 3-frame burst" if burst else ", 1 frame")
+                    + (f" (people with {least}+ photos)" if least > 2 else "")
                 )
                 for source, tally in tallies.items():
                     if not tally.employees:
