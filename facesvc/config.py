@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     """Refuse an Identify (IDENTITY_UNDECIDED, "send another frame") whose best identity's
     distance lies within this much of the open-set threshold, on either side; 0 (default)
     never refuses. On lfw-devtrain at ~1,900 identities, 0.02 refuses 2.7% of employees and
-    1.6% of strangers and lowers FPIR 0.76% -> 0.29% and FNIR 4.7% -> 3.5% among the rest
+    1.6% of strangers and lowers FPIR 0.76% -> 0.30% and FNIR 4.7% -> 3.6% among the rest
     (`make eval`); a burst lowers FNIR without refusing anyone."""
 
     min_face_size: int = Field(80, ge=1)
