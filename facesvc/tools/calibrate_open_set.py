@@ -84,7 +84,7 @@ def importer_settings(model: str = "SFace") -> Settings:
 def embed(folder: Path, settings: Settings, cache: Path) -> Embedded:
     """Every photo of IDENTITIES.tsv, and its mirror image, through FaceEngine.analyse."""
     # Identify's rule does not change an embedding (and the table may not exist yet).
-    plain = settings.model_dump_json(exclude={"identify_fpir"})
+    plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
     key = hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
     path = cache / f"open-set-{folder.name}-{settings.model}-{key}.npz"
     if path.is_file():
