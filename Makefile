@@ -81,6 +81,7 @@ proto-check: $(STAMP)
 
 eval: $(STAMP)
 	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
+	$(PY) -m facesvc.tools.evaluate_identify $(EVAL_ARGS)
 	$(PY) -m facesvc.tools.evaluate_pad
 
 fuzz: $(STAMP)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench import accuracy, full, sealed
 from bench import http as http_bench
+from bench import identify as identify_bench
 from bench import liveness as liveness_bench
 from bench.harness import CELEBS, PHOTOS, ROOT, WIDE
 
@@ -37,10 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness", "http"],
+        choices=["sealed", "accuracy", "liveness", "http", "identify"],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
-        "(24 MP photo, fused model), liveness (concurrent sessions) or http (Enroll over HTTP against "
-        "gRPC), printed; RESULTS.md is left as is",
+        "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
+        "gRPC) or identify (10,000 packed and a 3-frame burst against Verify), printed; RESULTS.md is "
+        "left as is",
     )
     args = parser.parse_args(argv)
     if args.only == "liveness":
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["FACESVC_PRESENTATION_ATTACK"] = "report"
     if args.only == "http":
         return http_bench.main(args.requests)
+    if args.only == "identify":
+        return identify_bench.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(

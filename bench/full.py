@@ -16,6 +16,7 @@ import numpy as np
 
 from bench import accuracy, minimal_server, presentation_attack
 from bench import http as http_bench
+from bench import identify as identify_bench
 from bench import liveness as liveness_bench
 from bench.deepface_rest import data_uri, deepface_rest, rest_post
 from bench.floors import floors
@@ -275,6 +276,8 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
     target("peak RSS per serving process under load (MB)", peak, "<= 600", peak <= 600)
     stop_service(service)
     targets.extend(sealed_identify(photos, frames, per_thread))
+    out("## Identify's open-set rule: 10,000 packed and a 3-frame burst against Verify (bench/identify.py)")
+    targets.extend(identify_bench.run(out, per_thread))
 
     if not skip_deepface:
         out("## Against DeepFace's REST API, same model and detector (Dlib + dlib), concurrency 4")

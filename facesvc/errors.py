@@ -76,6 +76,13 @@ class LowQualityError(FaceServiceError):
     suspicious = True
 
 
+class IdentityUndecidedError(FaceServiceError):
+    """Identify's best identity lies too near the open-set threshold to decide at the target
+    FPIR (FACESVC_IDENTIFY_UNDECIDED_MARGIN): send another frame, or a burst."""
+
+    reason = "IDENTITY_UNDECIDED"
+
+
 class LivenessFailedError(FaceServiceError):
     """A basic liveness check failed."""
 

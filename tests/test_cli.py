@@ -438,3 +438,8 @@ def test_attendance_example(sealing_target: tuple[str, Path], tmp_path: Path) ->
     keys.write_text(keys.read_text().splitlines()[0] + "\n")  # k1 removed: the rows still open
     again = attendance("mark", CELEBS / "img2.jpg")
     assert [(m["status"], m.get("employee")) for m in again] == [("already_marked", "id00")]
+    # Two frames of one person decided together in one Identify call (a kiosk's burst).
+    burst = attendance("mark", "--burst", "2", CELEBS / "img2.jpg", CELEBS / "img4.jpg")
+    assert [(m["status"], m.get("employee"), m.get("frames")) for m in burst] == [
+        ("already_marked", "id00", 2)
+    ]

@@ -6,6 +6,7 @@ service detects and embeds the face once and compares it with the whole gallery.
 
     python attendance.py --db office.db enroll alice ../../../shared/faces/celebs/img1.jpg
     python attendance.py --db office.db mark frame-0001.jpg frame-0002.jpg
+    python attendance.py --db office.db mark --burst 3 f1.jpg f2.jpg f3.jpg   # one decision
     python attendance.py --db office.db report
     python attendance.py --db office.db reseal     # after the service's key was rotated
 
@@ -17,6 +18,12 @@ holds no usable face data. enroll refuses to store a plain embedding unless give
 batches, without any photo. When the service switches models, templates of the old model
 are skipped (with a warning) until the employee is enrolled again; sending them would be
 refused as EMBEDDING_MODEL_MISMATCH.
+
+Identify's open-set rule keeps visitors from being clocked in: the service's threshold
+follows the number of employees so that a stranger is taken for one of them at most at
+the published rate (--fpir, default the service's 1%). A kiosk that grabs a burst of 2-5
+frames of the person in front of it (--burst) sends them in one call, decided together:
+fewer employees are turned away at the same stranger rate (docs/IDENTIFY.md).
 """
 
 from __future__ import annotations
@@ -142,10 +149,17 @@ def gallery(db: sqlite3.Connection, model: str) -> list[Candidate]:
     return candidates
 
 
-def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> dict[str, int]:
-    """One Identify call per frame; the first sighting of an employee each day is recorded.
-    With sealed templates the gallery is sealed once as a whole (seal_gallery), which the
-    service opens with one decryption per frame instead of one per template."""
+def mark(
+    db: sqlite3.Connection,
+    client: FaceClient,
+    frames: Sequence[Path],
+    burst: int = 1,
+    fpir: float | None = None,
+) -> dict[str, int]:
+    """One Identify call per `burst` consecutive frames (frames of one person, decided
+    together); the first sighting of an employee each day is recorded. With sealed
+    templates the gallery is sealed once as a whole (seal_gallery), which the service
+    opens with one decryption per call instead of one per template."""
     templates = gallery(db, client.health().model)
     if not templates:
         raise SystemExit("nobody is enrolled yet: run the enroll command first")
@@ -153,17 +167,18 @@ def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> 
     if all(isinstance(c.embedding, SealedTemplate) for c in templates):
         candidates = client.seal_gallery(templates)
     counts: dict[str, int] = {}
-    for frame in frames:
-        extra: dict[str, object]
+    for start in range(0, len(frames), burst):
+        frame, *more = frames[start : start + burst]
+        extra: dict[str, object] = {"frames": 1 + len(more)} if more else {}
         try:
-            result = client.identify(frame, candidates, top_k=1)
+            result = client.identify(frame, candidates, top_k=1, fpir=fpir, more_images=more)
         except ImageRejectedError as error:  # no face, two people, a print, too close...: next frame
-            status, extra = "rejected", {"reason": error.reason}
+            status, extra = "rejected", {**extra, "reason": error.reason}
         else:
             best = result.best
             if best is None:
                 nearest = result.matches[0]
-                status, extra = "unknown", {"nearest": nearest.id, "confidence": nearest.confidence}
+                status, extra = "unknown", {**extra, "nearest": nearest.id, "confidence": nearest.confidence}
             else:
                 seen = now()
                 with db:
@@ -173,7 +188,7 @@ def mark(db: sqlite3.Connection, client: FaceClient, frames: Sequence[Path]) -> 
                         (best.id, seen.date().isoformat(), seen.isoformat(), str(frame), best.confidence),
                     ).rowcount
                 status = "marked" if inserted else "already_marked"
-                extra = {"employee": best.id, "confidence": best.confidence}
+                extra = {**extra, "employee": best.id, "confidence": best.confidence}
         counts[status] = counts.get(status, 0) + 1
         emit(frame=str(frame), status=status, **extra)
     return counts
@@ -240,6 +255,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     mark_cmd = commands.add_parser("mark", help="mark attendance from camera frames")
     mark_cmd.add_argument("frames", nargs="+", type=Path)
+    mark_cmd.add_argument(
+        "--burst",
+        type=int,
+        default=1,
+        choices=range(1, 6),
+        metavar="K",
+        help="decide each K consecutive frames (one person) together in one call (1-5, default 1)",
+    )
+    mark_cmd.add_argument(
+        "--fpir", type=float, help="share of strangers allowed to match (a published point, e.g. 0.001)"
+    )
     report_cmd = commands.add_parser("report", help="who was present on a day")
     report_cmd.add_argument(
         "--day", default=now().date().isoformat(), help="YYYY-MM-DD (default: today, UTC)"
@@ -253,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "enroll":
                 return 0 if enroll(db, client, args.employee, args.photos, args.allow_plain) else 1
             if args.command == "mark":
-                mark(db, client, args.frames)
+                mark(db, client, args.frames, args.burst, args.fpir)
                 return 0
             if args.command == "reseal":
                 reseal(db, client)

@@ -7,7 +7,7 @@ import itertools
 import os
 import struct
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -24,6 +24,7 @@ from facesvc_client.types import (
     IdentityMatch,
     Landmarks,
     LivenessCheck,
+    OpenSetRule,
     OperatingPoint,
     Point,
     PresentationAttackInfo,
@@ -148,6 +149,8 @@ def identify_request(
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
     far: float | None = None,
+    fpir: float | None = None,
+    more_images: Sequence[bytes] = (),
 ) -> pb.IdentifyRequest:
     """A gallery of one model and one length (the usual case) travels as one packed block
     of float32 rows, far cheaper for the service to parse than a message per candidate,
@@ -155,6 +158,7 @@ def identify_request(
     Candidate messages, so the service can say which entry is wrong."""
     request = pb.IdentifyRequest(
         image=image,
+        more_images=list(more_images),
         top_k=top_k,
         face_selection=_selection(face_selection),
         presentation_attack=_attack_mode(presentation_attack),
@@ -163,6 +167,8 @@ def identify_request(
         request.threshold = threshold
     if far is not None:
         request.far = far
+    if fpir is not None:
+        request.fpir = fpir
     if isinstance(gallery, SealedGallery):
         request.sealed_candidates.packed.append(gallery.sealed)
         return request
@@ -287,6 +293,23 @@ def identify_result(message: pb.IdentifyResponse) -> IdentifyResult:
         quality=_quality(message.quality),
         face=_face(message.face),
         liveness_checks=_liveness(message.liveness_checks),
+        gallery_identities=message.gallery_identities,
+        fpir=_f32(message.fpir),
+        frames=message.frames or 1,
+    )
+
+
+def _open_set(message: pb.OpenSetRule) -> OpenSetRule:
+    return OpenSetRule(
+        default_fpir=_f32(message.default_fpir),
+        thresholds={
+            _f32(row.fpir): {
+                size: _f32(value) for size, value in zip(message.gallery_sizes, row.thresholds, strict=True)
+            }
+            for row in message.thresholds
+        },
+        measured_max=message.measured_max,
+        extrapolated_max=message.extrapolated_max,
     )
 
 
@@ -311,6 +334,7 @@ def health_result(message: pb.HealthResponse) -> Health:
             OperatingPoint(_f32(p.far), _f32(p.threshold), _f32(p.frr)) for p in message.operating_points
         ),
         default_far=_f32(message.default_far),
+        open_set=_open_set(message.open_set) if message.HasField("open_set") else None,
     )
 
 

@@ -104,10 +104,20 @@ class AsyncFaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         far: float | None = None,
+        fpir: float | None = None,
+        more_images: Sequence[ImageInput] = (),
     ) -> IdentifyResult:
         """See FaceClient.identify."""
         request = _convert.identify_request(
-            await _read(image), candidates, top_k, threshold, face_selection, presentation_attack, far
+            await _read(image),
+            candidates,
+            top_k,
+            threshold,
+            face_selection,
+            presentation_attack,
+            far,
+            fpir,
+            [await _read(more) for more in more_images],
         )
         return _convert.identify_result(await self._call("Identify", request, timeout))
 

@@ -219,6 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive,
         help="use the published operating point of this false-accept rate (e.g. 0.001)",
     )
+    identify.add_argument(
+        "--fpir",
+        type=_positive,
+        help="the share of strangers allowed to match (a published point, e.g. 0.01; default the service's)",
+    )
+    identify.add_argument(
+        "--more",
+        action="append",
+        default=[],
+        metavar="PHOTO",
+        help="another frame of the same person, decided together with PHOTO (repeat, at most 4)",
+    )
 
     reseal = command(
         "reseal", "Print the templates of FILEs sealed under the service's current key (no photo needed)."
@@ -322,6 +334,8 @@ def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
         top_k=args.top_k,
         threshold=args.threshold,
         far=args.far,
+        fpir=args.fpir,
+        more_images=[_read(path, "--more") for path in args.more],
         face_selection=_selection(args),
         presentation_attack=_attack_mode(args),
     )

@@ -124,12 +124,28 @@ class FaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         far: float | None = None,
+        fpir: float | None = None,
+        more_images: Sequence[ImageInput] = (),
     ) -> IdentifyResult:
         """Find who a live photo shows among `candidates` in one call: a mapping of id to
         one or more embeddings, or Candidate values. Returns the top_k closest identities.
-        The presentation-attack stage is enforced by default, as in `verify`."""
+        The presentation-attack stage is enforced by default, as in `verify`.
+
+        Unless `threshold` or `far` is given, the service's open-set rule decides: the
+        threshold follows the gallery's number of distinct identities so that a stranger is
+        answered with a match at most at rate `fpir` (a published point, Health.open_set;
+        default the service's, 1%). `more_images`: up to 4 more frames of the same person
+        (a kiosk's burst), decided together with `image` (fewer people not found)."""
         request = _convert.identify_request(
-            _convert.read_image(image), candidates, top_k, threshold, face_selection, presentation_attack, far
+            _convert.read_image(image),
+            candidates,
+            top_k,
+            threshold,
+            face_selection,
+            presentation_attack,
+            far,
+            fpir,
+            [_convert.read_image(more) for more in more_images],
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
 

@@ -17,7 +17,8 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   │   ├── LowQualityError         LOW_QUALITY
     │   │   ├── LivenessFailedError     LIVENESS_FAILED
     │   │   ├── PresentationAttackError PRESENTATION_ATTACK (a print or a screen)
-    │   │   └── FaceNotScorableError    FACE_NOT_SCORABLE (move and retry)
+    │   │   ├── FaceNotScorableError    FACE_NOT_SCORABLE (move and retry)
+    │   │   └── IdentityUndecidedError  IDENTITY_UNDECIDED (send another frame)
     │   ├── EmbeddingInvalidError       EMBEDDING_INVALID
     │   ├── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
     │   └── TemplateInvalidError        TEMPLATE_INVALID
@@ -214,6 +215,23 @@ class FaceNotScorableError(ImageRejectedError):
         return self._figure("min_face_size")
 
 
+class IdentityUndecidedError(ImageRejectedError):
+    """Identify's best identity lay too near the threshold to decide at the target FPIR (a
+    service with FACESVC_IDENTIFY_UNDECIDED_MARGIN): send another frame, or a burst."""
+
+    REASON = "IDENTITY_UNDECIDED"
+
+    @property
+    def distance(self) -> float | None:
+        """The best identity's distance."""
+        return self._figure("distance")
+
+    @property
+    def threshold(self) -> float | None:
+        """The open-set threshold it was near."""
+        return self._figure("threshold")
+
+
 class EmbeddingInvalidError(InvalidArgumentError):
     """A stored embedding, the gallery, top_k or the threshold cannot be used."""
 
@@ -313,6 +331,7 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         LivenessFailedError,
         PresentationAttackError,
         FaceNotScorableError,
+        IdentityUndecidedError,
         EmbeddingInvalidError,
         EmbeddingModelMismatchError,
         TemplateInvalidError,

@@ -323,6 +323,14 @@ class IdentifyResult:
     quality: Quality
     face: Face
     liveness_checks: tuple[LivenessCheck, ...]
+    gallery_identities: int = 0
+    """The number of distinct identities searched: the N the open-set threshold was chosen
+    for (0 from a service older than the open-set rule)."""
+    fpir: float = 0.0
+    """The false-positive identification rate the threshold holds at that N (0: the call
+    set threshold or far, or the service has no open-set rule)."""
+    frames: int = 1
+    """How many frames were decided together (1 + more_images)."""
 
     @property
     def best(self) -> IdentityMatch | None:
@@ -370,6 +378,24 @@ class OperatingPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenSetRule:
+    """How Identify's default threshold follows the gallery's number of identities."""
+
+    default_fpir: float
+    """The FPIR a call gets when it names none of fpir, threshold, far."""
+    thresholds: dict[float, dict[int, float]]
+    """Per published FPIR target, gallery size (distinct identities) -> threshold."""
+    measured_max: int
+    """Gallery sizes up to this were measured; above, extrapolated."""
+    extrapolated_max: int
+    """Above this gallery size the figure is not supported by data."""
+
+    @property
+    def fpirs(self) -> tuple[float, ...]:
+        return tuple(self.thresholds)
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """What `health` returns: the serving model and configuration."""
 
@@ -396,6 +422,8 @@ class Health:
     """The model's measured operating points, strictest last (empty: not measured)."""
     default_far: float = 0.0
     """The false-accept rate the default threshold was chosen for (0: unknown)."""
+    open_set: OpenSetRule | None = None
+    """Identify's open-set rule (None: off, or a service older than it)."""
 
     @property
     def serving(self) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from facesvc.config import Settings
-from facesvc.engine.matching import scores
+from facesvc.engine.matching import open_set, scores
 from facesvc.engine.matching.gallery import Gallery
 from facesvc.engine.pipeline import decode, quality
 from facesvc.engine.pipeline.checks import LivenessLimits, run_checks
@@ -40,6 +40,7 @@ from facesvc.engine.types import (
     Identification,
     IdentityMatch,
     Image,
+    OpenSetInfo,
     StoredEmbedding,
     Verification,
 )
@@ -49,6 +50,7 @@ from facesvc.errors import (
     EngineNotReadyError,
     FaceNotScorableError,
     FaceTooSmallError,
+    IdentityUndecidedError,
     LivenessFailedError,
     LowQualityError,
     NoFaceError,
@@ -147,6 +149,12 @@ class FaceEngine:
                 slots,
                 self.settings.weights_dir,
             )
+        table = self.open_set_table(self._recognizer)
+        if table is not None and table.point(self.settings.identify_fpir) is None:
+            raise ValueError(
+                f"FACESVC_IDENTIFY_FPIR={self.settings.identify_fpir:g} is not a published point of "
+                f"{self._recognizer.name} ({', '.join(f'{f:g}' for f in table.fpirs)}); or 0 to turn the rule off"
+            )
         self._warm_up(warmup_image)
         self.load_seconds = time.perf_counter() - started
         self._ready.set()
@@ -192,6 +200,28 @@ class FaceEngine:
             attack_model=self._attack.name if self._attack else "",
             operating_points=recognizer.operating_points if recognizer else (),
             default_far=self._default_far(recognizer),
+            open_set=self._open_set_info(recognizer),
+        )
+
+    def open_set_table(self, recognizer: FaceRecognizer | None = None) -> open_set.OpenSetTable | None:
+        """The serving model's open-set table, or None when the rule is off
+        (FACESVC_IDENTIFY_FPIR=0) or the model was not calibrated."""
+        recognizer = recognizer or self._recognizer
+        if recognizer is None or not self.settings.identify_fpir:
+            return None
+        return open_set.table_for(recognizer.name)
+
+    def _open_set_info(self, recognizer: FaceRecognizer | None) -> OpenSetInfo | None:
+        table = self.open_set_table(recognizer)
+        if table is None:
+            return None
+        return OpenSetInfo(
+            default_fpir=self.settings.identify_fpir,
+            fpirs=table.fpirs,
+            sizes=table.points[0].sizes,
+            thresholds=tuple(p.thresholds for p in table.points),
+            measured_max=table.measured_max,
+            extrapolated_max=table.extrapolated_max,
         )
 
     def _default_far(self, recognizer: FaceRecognizer | None) -> float:
@@ -419,15 +449,77 @@ class FaceEngine:
         presentation_attack: AttackMode | None = None,
         may_relax: bool = False,
         far: float | None = None,
+        fpir: float | None = None,
+        more_images: Sequence[bytes] = (),
     ) -> Identification:
+        """The closest identities of `gallery`. The threshold is, in this order: `threshold`
+        or `far` when given (as before the open-set rule), else the open-set rule's for the
+        gallery's number of identities at `fpir` (default FACESVC_IDENTIFY_FPIR).
+        `more_images` are further frames of the same person (a burst), decided together."""
         _, recognizer = self._models()
         if top_k < 0:
             raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
+        if len(more_images) + 1 > open_set.MAX_FRAMES:
+            raise EmbeddingInvalidError(
+                f"A burst holds at most {open_set.MAX_FRAMES} frames; this one has {len(more_images) + 1}.",
+                frames=len(more_images) + 1,
+                max_frames=open_set.MAX_FRAMES,
+            )
         matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        limit = self._threshold(threshold, far, recognizer)
+        identities = open_set.count_identities(gallery.ids)
+        limit, target = self._identify_threshold(threshold, far, fpir, identities, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         face = self.analyse(image_bytes, selection, should_stop, mode)
-        return self._identification(face, gallery.ids, matrix, top_k, limit, recognizer)
+        frames = [self.analyse(more, selection, should_stop, mode).embedding for more in more_images]
+        result = self._identification(
+            face, gallery.ids, matrix, top_k, limit, recognizer, identities, target, frames
+        )
+        margin = self.settings.identify_undecided_margin
+        if margin and target and abs(result.matches[0].distance - limit) <= margin:
+            raise IdentityUndecidedError(
+                f"The closest identity is {result.matches[0].distance:.3f} from this face, within "
+                f"{margin:g} of the threshold {limit:.3f}; send another frame or a burst.",
+                distance=result.matches[0].distance,
+                threshold=limit,
+                margin=margin,
+                frames=result.frames,
+            )
+        return result
+
+    def _identify_threshold(
+        self,
+        threshold: float | None,
+        far: float | None,
+        fpir: float | None,
+        identities: int,
+        recognizer: FaceRecognizer,
+    ) -> tuple[float, float]:
+        """Identify's threshold and the FPIR target it holds (0 for a caller's threshold/far)."""
+        if fpir is not None and (threshold is not None or far is not None):
+            raise EmbeddingInvalidError("Send one of threshold, far or fpir.", fpir=fpir)
+        if threshold is not None or far is not None:
+            return self._threshold(threshold, far, recognizer), 0.0
+        table = self.open_set_table(recognizer)
+        if table is None:
+            if fpir is not None:
+                raise EmbeddingInvalidError(
+                    f"fpir is not available: the open-set rule is off or {recognizer.name} has no "
+                    "open-set calibration.",
+                    fpir=fpir,
+                    published="none",
+                )
+            return self.default_threshold, 0.0
+        target = self.settings.identify_fpir if fpir is None else fpir
+        if table.point(target) is None:
+            published = ", ".join(f"{f:g}" for f in table.fpirs)
+            raise EmbeddingInvalidError(
+                f"fpir {target:g} is not a published point of this model ({published}).",
+                fpir=target,
+                published=published,
+            )
+        # Never looser than Verify's threshold: a gallery of a few people is not searched
+        # more loosely than a 1:1 check (the table's line is above it below ~10 identities).
+        return min(table.threshold_for(identities, target), self.default_threshold), target
 
     # ---- an analysed face against templates (the liveness session's best frame) ----
 
@@ -448,12 +540,24 @@ class FaceEngine:
         return self._verification(face, matrix, self._threshold(threshold), recognizer)
 
     def rank(
-        self, face: AnalysedFace, gallery: Gallery, top_k: int = 1, threshold: float | None = None
+        self,
+        face: AnalysedFace,
+        gallery: Gallery,
+        top_k: int = 1,
+        threshold: float | None = None,
+        more_embeddings: Sequence[FloatArray] = (),
     ) -> Identification:
-        """Identify's ranking for a face already analysed."""
+        """Identify's ranking for a face already analysed, under the same rule as Identify
+        (a threshold when given, else the open-set rule at FACESVC_IDENTIFY_FPIR);
+        `more_embeddings` are further frames of the same person, decided together."""
         _, recognizer = self._models()
         matrix = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        return self._identification(face, gallery.ids, matrix, top_k, self._threshold(threshold), recognizer)
+        identities = open_set.count_identities(gallery.ids)
+        limit, target = self._identify_threshold(threshold, None, None, identities, recognizer)
+        frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
+        return self._identification(
+            face, gallery.ids, matrix, top_k, limit, recognizer, identities, target, frames
+        )
 
     @staticmethod
     def _verification(
@@ -481,9 +585,17 @@ class FaceEngine:
         top_k: int,
         limit: float,
         recognizer: FaceRecognizer,
+        identities: int,
+        fpir: float = 0.0,
+        frames: Sequence[FloatArray] = (),
     ) -> Identification:
-        """Closest rows first; the first row seen of an id is its best template."""
+        """Closest rows first; the first row seen of an id is its best template. With
+        further frames, each row's distance is fused over the frames first."""
         dists = scores.distances(face.embedding, matrix, recognizer.metric)
+        if frames:
+            dists = open_set.fuse_frames(
+                np.stack([dists, *(scores.distances(f, matrix, recognizer.metric) for f in frames)])
+            )
         wanted = max(top_k, 1)
         ranked: list[IdentityMatch] = []
         seen: set[str] = set()
@@ -498,7 +610,15 @@ class FaceEngine:
             )
             if len(ranked) == wanted:
                 break
-        return Identification(face=face, model=recognizer.name, threshold=limit, matches=tuple(ranked))
+        return Identification(
+            face=face,
+            model=recognizer.name,
+            threshold=limit,
+            matches=tuple(ranked),
+            identities=identities,
+            fpir=fpir,
+            frames=1 + len(frames),
+        )
 
     def check_stored(self, stored: Sequence[StoredEmbedding], what: str) -> None:
         """Validate stored embeddings as Verify does, without a photo (Reseal)."""

@@ -172,6 +172,24 @@ class Identification:
     model: str
     threshold: float
     matches: tuple[IdentityMatch, ...] = field(default_factory=tuple)
+    #: The number of distinct identities searched (N of the open-set rule).
+    identities: int = 0
+    #: The FPIR target the threshold was chosen for; 0 when the caller set threshold or far.
+    fpir: float = 0.0
+    #: How many frames of the person were decided together (1 without a burst).
+    frames: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetInfo:
+    """Identify's open-set rule as served, for Health: per FPIR target, N -> threshold."""
+
+    default_fpir: float
+    fpirs: tuple[float, ...]
+    sizes: tuple[int, ...]
+    thresholds: tuple[tuple[float, ...], ...]  # per fpir, per size
+    measured_max: int
+    extrapolated_max: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,3 +215,5 @@ class EngineInfo:
     operating_points: tuple[OperatingPoint, ...] = ()
     #: The false-accept rate `threshold` was chosen for; 0 when set by hand or unknown.
     default_far: float = 0.0
+    #: Identify's open-set rule; None when off or the model is not calibrated.
+    open_set: OpenSetInfo | None = None

@@ -22,6 +22,7 @@ from facesvc.engine.types import (
     Identification,
     IdentityMatch,
     LivenessCheck,
+    OpenSetInfo,
     OperatingPoint,
     Point,
     Quality,
@@ -289,6 +290,25 @@ def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
         quality=quality_to_proto(result.face.quality),
         face=face_to_proto(result.face),
         liveness_checks=liveness_to_proto(result.face.liveness),
+        gallery_identities=result.identities,
+        fpir=result.fpir,
+        frames=result.frames,
+    )
+
+
+def open_set_to_proto(info: OpenSetInfo | None) -> pb.OpenSetRule | None:
+    if info is None:
+        return None
+    return pb.OpenSetRule(
+        default_fpir=info.default_fpir,
+        fpirs=info.fpirs,
+        gallery_sizes=info.sizes,
+        thresholds=[
+            pb.OpenSetThresholds(fpir=fpir, thresholds=row)
+            for fpir, row in zip(info.fpirs, info.thresholds, strict=True)
+        ],
+        measured_max=info.measured_max,
+        extrapolated_max=info.extrapolated_max,
     )
 
 

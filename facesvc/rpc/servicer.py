@@ -102,6 +102,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
             converters.optional_float(request, "far"),
+            converters.optional_float(request, "fpir"),
+            list(request.more_images),
         )
         return converters.identification_to_proto(result)
 
@@ -177,6 +179,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             template_key_id=self.templates.current_key_id,
             operating_points=converters.operating_points_to_proto(info.operating_points),
             default_far=info.default_far,
+            open_set=converters.open_set_to_proto(info.open_set),
         )
 
     @guarded("Reseal")

@@ -22,6 +22,7 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.MultipleFacesError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.FaceTooSmallError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.LowQualityError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.IdentityUndecidedError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.LivenessFailedError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.PresentationAttackError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.FaceNotScorableError: grpc.StatusCode.INVALID_ARGUMENT,

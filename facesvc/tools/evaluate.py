@@ -259,7 +259,9 @@ def _cached(folder: Path, settings: Settings, cache: Path | None, embed: Any) ->
     embedded under the same settings before, else from the service."""
     if cache is None:
         return embed()  # type: ignore[no-any-return]
-    key = hashlib.sha256(f"{folder.resolve()}|{settings.model_dump_json()}".encode()).hexdigest()[:16]
+    # Identify's decision settings change no embedding.
+    plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
+    key = hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
     path = cache / f"facesvc-eval-{folder.name}-{key}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)

@@ -265,7 +265,7 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack", "sealed_candidates", "far")
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack", "sealed_candidates", "far", "fpir", "more_images")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -275,6 +275,8 @@ class IdentifyRequest(_message.Message):
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     SEALED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     FAR_FIELD_NUMBER: _ClassVar[int]
+    FPIR_FIELD_NUMBER: _ClassVar[int]
+    MORE_IMAGES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     top_k: int
@@ -284,7 +286,9 @@ class IdentifyRequest(_message.Message):
     presentation_attack: PresentationAttackMode
     sealed_candidates: SealedGallery
     far: float
-    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ..., far: _Optional[float] = ...) -> None: ...
+    fpir: float
+    more_images: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ..., far: _Optional[float] = ..., fpir: _Optional[float] = ..., more_images: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SealedGallery(_message.Message):
     __slots__ = ("ids", "templates", "packed")
@@ -319,20 +323,50 @@ class IdentityMatch(_message.Message):
     def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., match: _Optional[bool] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks")
+    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks", "gallery_identities", "fpir", "frames")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    FPIR_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
     threshold: float
     model: str
     quality: Quality
     face: Face
     liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
-    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+    gallery_identities: int
+    fpir: float
+    frames: int
+    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class OpenSetRule(_message.Message):
+    __slots__ = ("default_fpir", "fpirs", "gallery_sizes", "thresholds", "measured_max", "extrapolated_max")
+    DEFAULT_FPIR_FIELD_NUMBER: _ClassVar[int]
+    FPIRS_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_SIZES_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    MEASURED_MAX_FIELD_NUMBER: _ClassVar[int]
+    EXTRAPOLATED_MAX_FIELD_NUMBER: _ClassVar[int]
+    default_fpir: float
+    fpirs: _containers.RepeatedScalarFieldContainer[float]
+    gallery_sizes: _containers.RepeatedScalarFieldContainer[int]
+    thresholds: _containers.RepeatedCompositeFieldContainer[OpenSetThresholds]
+    measured_max: int
+    extrapolated_max: int
+    def __init__(self, default_fpir: _Optional[float] = ..., fpirs: _Optional[_Iterable[float]] = ..., gallery_sizes: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[_Union[OpenSetThresholds, _Mapping]]] = ..., measured_max: _Optional[int] = ..., extrapolated_max: _Optional[int] = ...) -> None: ...
+
+class OpenSetThresholds(_message.Message):
+    __slots__ = ("fpir", "thresholds")
+    FPIR_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
+    fpir: float
+    thresholds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, fpir: _Optional[float] = ..., thresholds: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OperatingPoint(_message.Message):
     __slots__ = ("far", "threshold", "frr")
@@ -349,7 +383,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +399,7 @@ class HealthResponse(_message.Message):
     TEMPLATE_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATING_POINTS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FAR_FIELD_NUMBER: _ClassVar[int]
+    OPEN_SET_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -380,7 +415,8 @@ class HealthResponse(_message.Message):
     template_key_id: str
     operating_points: _containers.RepeatedCompositeFieldContainer[OperatingPoint]
     default_far: float
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ...) -> None: ...
+    open_set: OpenSetRule
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")

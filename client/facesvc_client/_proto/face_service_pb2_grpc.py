@@ -112,11 +112,20 @@ class FaceServiceServicer:
         """Identify compares the face in a live photo with a caller-supplied
         gallery in one request: one detection, one embedding, then a vectorised
         comparison with every candidate. Returns the closest identities first.
+        Unless the request sets threshold or far, the threshold follows the
+        number of distinct identities in the gallery so that a stranger is
+        answered with a match at most at the published rate (fpir, default
+        1%; see HealthResponse.open_set). Extra frames of the same person
+        (more_images) are decided together with the first.
 
         Status codes and ErrorInfo reasons: those of Verify, with
         EMBEDDING_INVALID also for an empty gallery, a candidate without an id,
-        a packed gallery whose size is not ids x dimension x 4 bytes, or a
-        negative top_k.
+        a packed gallery whose size is not ids x dimension x 4 bytes, a
+        negative top_k, an fpir that is not a published point, fpir together
+        with threshold or far, or more than 5 frames in all; IDENTITY_UNDECIDED
+        (INVALID_ARGUMENT) when the server refuses a best identity that lies
+        too near the threshold (FACESVC_IDENTIFY_UNDECIDED_MARGIN, off by
+        default): send another frame or a burst.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

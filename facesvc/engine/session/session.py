@@ -26,6 +26,7 @@ import numpy as np
 
 from facesvc.config import Settings
 from facesvc.engine.engine import FaceEngine, StopCheck
+from facesvc.engine.matching import open_set
 from facesvc.engine.matching.gallery import Gallery
 from facesvc.engine.pipeline import decode
 from facesvc.engine.pipeline.presentation_attack import CHECK_NAME as ATTACK_CHECK_NAME
@@ -277,6 +278,9 @@ class _Track:
     live_scores: list[float] = field(default_factory=list)
     attack_threshold: float = 0.5
     best: AnalysedFace | None = None
+    #: Embedded frontal frames consistent with the first (the one verified person): the
+    #: burst Identify's open-set rule decides on together with the best frame.
+    consistent: list[AnalysedFace] = field(default_factory=list)
 
 
 class LivenessSession:
@@ -408,7 +412,8 @@ class LivenessSession:
             # (an attacker cannot tell which frames are compared).
             if track.anchor is None or self._rng.random() < policy.embed_share:
                 face = self._engine.embed_face(pixels, face)
-                self._check_identity(face)
+                if self._check_identity(face):
+                    track.consistent.append(face)
                 best = track.best
                 if best is None or face.quality.score > best.quality.score:
                     track.best = face
@@ -524,13 +529,13 @@ class LivenessSession:
             return self.policy.identity_distance
         return self._engine.default_threshold
 
-    def _check_identity(self, face: AnalysedFace) -> None:
+    def _check_identity(self, face: AnalysedFace) -> bool:
         """Frontal frames must stay near the first frontal frame (a turned head's embedding
-        drifts; turned frames are not compared)."""
+        drifts; turned frames are not compared). True when this frame is near it."""
         track = self._track
         if track.anchor is None:
             track.anchor = face.embedding
-            return
+            return True
         distance = self._engine.distance(face.embedding, track.anchor)
         track.worst_distance = max(track.worst_distance, distance)
         if distance > self._identity_limit():
@@ -541,6 +546,8 @@ class LivenessSession:
                     f"{track.mismatches} frames show another face than the first "
                     f"(distance {distance:.3f} > {self._identity_limit():.3f})",
                 )
+            return False
+        return True
 
     # ---- prompts ---------------------------------------------------------------------
 
@@ -608,7 +615,9 @@ class LivenessSession:
             self._engine.compare(best, templates.stored, templates.threshold) if templates.stored else None
         )
         identification = (
-            self._engine.rank(best, templates.gallery, templates.top_k, templates.threshold)
+            self._engine.rank(
+                best, templates.gallery, templates.top_k, templates.threshold, self._burst(best)
+            )
             if templates.gallery is not None
             else None
         )
@@ -646,6 +655,12 @@ class LivenessSession:
             token=self._sign(claims),
         )
         return self._ended(result)
+
+    def _burst(self, best: AnalysedFace) -> list[FloatArray]:
+        """The embeddings of the best-quality consistent frames other than `best`, for
+        Identify's open-set rule (at most open_set.MAX_FRAMES - 1)."""
+        others = sorted((f for f in self._track.consistent if f is not best), key=lambda f: -f.quality.score)
+        return [f.embedding for f in others[: open_set.MAX_FRAMES - 1]]
 
     def _end(self, failure: Failure, detail: str) -> SessionResult:
         met = min(self._current, len(self._prompts))

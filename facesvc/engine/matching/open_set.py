@@ -1,0 +1,151 @@
+"""Identify's open-set rule: the threshold that holds a stranger's false-positive rate (FPIR)
+at a published target, whatever the number of identities in the gallery.
+
+A stranger searched against N identities gets N chances to fall below one fixed line, so
+a fixed line's FPIR grows with N (issue 18: 8.7% at 100 identities, 86% at 3,732 with
+Verify's threshold). The table in open_set_table.json (written by
+facesvc.tools.calibrate_open_set, provenance inside) gives, per model and per FPIR target,
+the threshold for a few gallery sizes N; between them the threshold is interpolated
+linearly in log N, beyond the largest it keeps falling along the last segment's slope.
+Sizes up to `measured_max` were measured directly (sampled galleries, strangers = other
+people); above that the figures are extrapolated from the impostor tail (see the tool).
+
+The decision: per identity, the closest of its templates; with several frames of one
+person (a burst), each template's distances are averaged over the frames first. The best
+identity matches when its distance is at or below threshold_for(N, fpir).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from facesvc.engine.types import FloatArray
+
+TABLE_PATH = Path(__file__).with_name("open_set_table.json")
+#: The most frames one Identify decides together (a kiosk's burst is 2-5 frames).
+MAX_FRAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetPoint:
+    """One published FPIR target and its thresholds over gallery sizes."""
+
+    fpir: float
+    sizes: tuple[int, ...]
+    thresholds: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetTable:
+    """A model's open-set calibration."""
+
+    model: str
+    points: tuple[OpenSetPoint, ...]
+    #: Gallery sizes up to this were measured directly; above it, extrapolated.
+    measured_max: int
+    #: Gallery sizes above this are beyond the table's stated validity.
+    extrapolated_max: int
+    provenance: str
+
+    @property
+    def fpirs(self) -> tuple[float, ...]:
+        return tuple(p.fpir for p in self.points)
+
+    def point(self, fpir: float) -> OpenSetPoint | None:
+        """The published point for `fpir` (float32 on the wire: matched within 1e-4)."""
+        return next((p for p in self.points if math.isclose(p.fpir, fpir, rel_tol=1e-4)), None)
+
+    def threshold_for(self, n_identities: int, fpir: float) -> float:
+        """The distance threshold holding FPIR at `fpir` over a gallery of `n_identities`
+        distinct identities. Raises KeyError for an unpublished fpir."""
+        point = self.point(fpir)
+        if point is None:
+            raise KeyError(fpir)
+        return threshold_along(point.sizes, point.thresholds, n_identities)
+
+
+def threshold_along(sizes: Sequence[int], thresholds: Sequence[float], n_identities: int) -> float:
+    """Linear in log N between the published sizes; below the first size its threshold,
+    above the last the last segment's slope continues."""
+    n = max(1, int(n_identities))
+    logs = np.log(np.asarray(sizes, dtype=np.float64))
+    values = np.asarray(thresholds, dtype=np.float64)
+    x = math.log(n)
+    if x <= logs[0]:
+        return float(values[0])
+    if x >= logs[-1] and len(logs) > 1:
+        slope = (values[-1] - values[-2]) / (logs[-1] - logs[-2])
+        return float(max(values[-1] + slope * (x - logs[-1]), 1e-6))
+    return float(np.interp(x, logs, values))
+
+
+@cache
+def load_tables(path: Path = TABLE_PATH) -> dict[str, OpenSetTable]:
+    """Every model's table from the shipped JSON file."""
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    tables = {}
+    for model, entry in data["models"].items():
+        points = tuple(
+            OpenSetPoint(
+                float(p["fpir"]), tuple(int(s) for s in entry["sizes"]), tuple(map(float, p["thresholds"]))
+            )
+            for p in entry["points"]
+        )
+        tables[model] = OpenSetTable(
+            model=model,
+            points=points,
+            measured_max=int(entry["measured_max"]),
+            extrapolated_max=int(entry["extrapolated_max"]),
+            provenance=str(entry["provenance"]),
+        )
+    return tables
+
+
+def table_for(model: str) -> OpenSetTable | None:
+    """The open-set table of `model`, or None when the model was not calibrated here."""
+    return load_tables().get(model)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityScores:
+    """Per distinct identity, its fused distance: identities in first-seen order."""
+
+    ids: list[str]
+    distances: FloatArray  # (I,), one per identity: the closest of its templates
+    rows: np.ndarray  # (I,), the row of that closest template
+
+
+def fuse_frames(frame_distances: FloatArray) -> FloatArray:
+    """(F, R) distances of F frames of one person to R templates -> (R,): the mean over the
+    frames (measured on lfw-devtrain against the minimum: see docs/IDENTIFY.md)."""
+    matrix = np.atleast_2d(frame_distances)
+    return np.asarray(matrix.mean(axis=0), dtype=np.float32)
+
+
+def per_identity(ids: Sequence[str], distances: FloatArray) -> IdentityScores:
+    """Each distinct identity's closest template (ties: the first row)."""
+    names, inverse = np.unique(np.asarray(ids, dtype=object).astype(str), return_inverse=True)
+    order = np.lexsort((np.arange(len(distances)), distances))  # by distance, then row
+    best_rows = np.full(len(names), -1, dtype=np.int64)
+    seen = inverse[order]
+    _, first = np.unique(seen, return_index=True)
+    best_rows[seen[first]] = order[first]
+    return IdentityScores(
+        ids=[str(n) for n in names],
+        distances=np.asarray(distances[best_rows], dtype=np.float32),
+        rows=best_rows,
+    )
+
+
+def count_identities(ids: Sequence[str]) -> int:
+    """The number of distinct identities (N of the open-set rule)."""
+    return len(set(ids))
