@@ -28,7 +28,7 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.session.face_state import DlibFaceState
+from facesvc.engine.session.face_state import MeshFaceState
 from facesvc.engine.session.session import (
     Challenge,
     LivenessPolicy,
@@ -331,7 +331,7 @@ def test_a_blind_replay_of_the_head_turn_clip_passes_only_for_the_sequences_it_h
         return cache[image]
 
     monkeypatch.setattr(engine, "analyse", analysed_once)
-    estimator = DlibFaceState()
+    estimator = MeshFaceState(1)
     outcomes: dict[tuple[str, ...], str] = {}
     sequences = _all_sequences(list(Challenge), policy.prompts)
     assert len(sequences) == 12
