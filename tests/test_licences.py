@@ -276,11 +276,10 @@ def test_each_documented_configuration_opens_only_commercially_usable_models(
     assert_only_commercial(served_and_opened(tmp_path, **env), expected)
 
 
-def test_the_recording_sees_a_model_opened_by_native_code(tmp_path: Path) -> None:
+def test_the_recording_sees_a_model_opened_by_native_code() -> None:
     """The control: dlib's C++ loader opening the 68-point file, unseen by Python's audit
     hook, is seen; so the assertion above that it is never opened can fail."""
     path = _package_dir("face_recognition_models") / "models" / FORBIDDEN
-    log = tmp_path / "opened.log"
     program = "import sys, dlib; dlib.shape_predictor(sys.argv[1])"
     with recording() as watcher:
         subprocess.run([sys.executable, "-c", program, str(path)], check=True, timeout=120)

@@ -63,10 +63,11 @@ TURN_CLIP = LIVENESS / "head-turn" / "head_turns.mp4"
 NUAA_PRINTS = SHARED / "pad" / "nuaa" / "ImposterRaw" / "0001"
 KEY = "liveness-test-key-" + "k" * 32
 
-#: Turn segments of the head-turn clip, frontal to turned: found with
+#: Turn segments of the head-turn clip: found with
 #: `python -m facesvc.tools.calibrate_liveness --only turn` and checked by eye (the clip is
 #: not mirrored: its background text reads the right way). In 30-62 the nose moves to
-#: the image's left (she turns to her right), in 160-200 to the image's right.
+#: the image's left (she turns to her right; she holds it until about 135), in 125-145
+#: she is still turned and comes back, in 160-200 the nose moves to the image's right.
 TURN_SEGMENTS = {
     Challenge.TURN_RIGHT: [range(30, 63), range(125, 146)],
     Challenge.TURN_LEFT: [range(160, 201)],
