@@ -97,7 +97,7 @@ def test_the_docs_page_and_the_shipped_notice_carry_the_current_table() -> None:
         assert f'"{entry}"' in pyproject, entry
 
 
-def test_a_file_missing_from_the_table_is_refused(tmp_path: Path) -> None:
+def test_a_file_missing_from_the_table_or_altered_is_refused(tmp_path: Path) -> None:
     from facesvc.engine.runtime import weights
     from facesvc.errors import ModelUnavailableError
 
@@ -105,6 +105,11 @@ def test_a_file_missing_from_the_table_is_refused(tmp_path: Path) -> None:
     stray.write_bytes(b"weights")
     with pytest.raises(ModelUnavailableError, match="licence table"):
         weights._check_digest(stray)
+    # A listed name with other bytes is refused too.
+    impostor = tmp_path / "face_landmark.tflite"
+    impostor.write_bytes(b"not the mesh")
+    with pytest.raises(ModelUnavailableError, match="expected 1055cb9d"):
+        weights._check_digest(impostor)
 
 
 # ---- what real servers open --------------------------------------------------------------
