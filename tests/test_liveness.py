@@ -28,7 +28,7 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.session.face_state import DlibFaceState
+from facesvc.engine.session.face_state import MeshFaceState
 from facesvc.engine.session.session import (
     Challenge,
     LivenessPolicy,
@@ -63,10 +63,11 @@ TURN_CLIP = LIVENESS / "head-turn" / "head_turns.mp4"
 NUAA_PRINTS = SHARED / "pad" / "nuaa" / "ImposterRaw" / "0001"
 KEY = "liveness-test-key-" + "k" * 32
 
-#: Turn segments of the head-turn clip, frontal to turned: found with
+#: Turn segments of the head-turn clip: found with
 #: `python -m facesvc.tools.calibrate_liveness --only turn` and checked by eye (the clip is
 #: not mirrored: its background text reads the right way). In 30-62 the nose moves to
-#: the image's left (she turns to her right), in 160-200 to the image's right.
+#: the image's left (she turns to her right; she holds it until about 135), in 125-145
+#: she is still turned and comes back, in 160-200 the nose moves to the image's right.
 TURN_SEGMENTS = {
     Challenge.TURN_RIGHT: [range(30, 63), range(125, 146)],
     Challenge.TURN_LEFT: [range(160, 201)],
@@ -331,7 +332,7 @@ def test_a_blind_replay_of_the_head_turn_clip_passes_only_for_the_sequences_it_h
         return cache[image]
 
     monkeypatch.setattr(engine, "analyse", analysed_once)
-    estimator = DlibFaceState()
+    estimator = MeshFaceState(1)
     outcomes: dict[tuple[str, ...], str] = {}
     sequences = _all_sequences(list(Challenge), policy.prompts)
     assert len(sequences) == 12

@@ -1,4 +1,5 @@
-"""Check an installed facesvc: one OpenCV distribution, and the configured models load.
+"""Check an installed facesvc: one OpenCV distribution, the configured models load, and so
+does the liveness session's face landmark model (package data, checked by SHA-256).
 
 Run by deploy/docker/install.sh with the new environment's Python, so `facesvc` is the
 installed package, not a source tree. Loading downloads a DeepFace model's weights into
@@ -13,6 +14,7 @@ from importlib import metadata
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.session.face_state import MeshFaceState
 
 
 def main() -> int:
@@ -28,6 +30,7 @@ def main() -> int:
     engine = FaceEngine(settings)
     engine.load()
     info = engine.info()
+    MeshFaceState(1)
     print(
         f"facesvc installed: {info.model} + {info.detector}, {opencv[0]}, loaded in {engine.load_seconds:.2f} s"
     )

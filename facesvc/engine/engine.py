@@ -29,6 +29,7 @@ from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, lan
 from facesvc.engine.pipeline.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
 from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognizer
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
+from facesvc.engine.runtime import licences
 from facesvc.engine.types import (
     AnalysedFace,
     Box,
@@ -142,6 +143,18 @@ class FaceEngine:
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
         self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
+        for option, name, vetted in (
+            ("FACESVC_MODEL", self.settings.model, licences.VETTED_MODELS),
+            ("FACESVC_DETECTOR", self.settings.detector, licences.VETTED_DETECTORS),
+        ):
+            if name not in vetted:
+                log.warning(
+                    "%s=%s loads weights from DeepFace's zoo: not pinned, not in the licence table, "
+                    "often under research-only terms; check them before a commercial deployment "
+                    "(docs/LICENCES.md)",
+                    option,
+                    name,
+                )
         if self.attack_mode is not AttackMode.OFF or self.enroll_attack_mode is not AttackMode.OFF:
             self._attack = PresentationAttackDetector(
                 self.settings.presentation_attack_threshold,

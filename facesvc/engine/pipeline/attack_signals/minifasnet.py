@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from facesvc.engine.runtime import licences
 from facesvc.engine.runtime.pool import InstancePool
 from facesvc.engine.types import Box, Image
 from facesvc.errors import ModelUnavailableError
@@ -31,12 +32,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[3] / "models" / "minifasnet"
 
 #: File, SHA-256 and the crop scale (times the face box) each network was trained on.
 NETWORKS: tuple[tuple[str, str, float], ...] = (
-    ("2.7_80x80_MiniFASNetV2.onnx", "976b291b4e24dcd4b6ba1298714c78c2980920294a4d01df7f89ea7300171632", 2.7),
-    (
-        "4_0_0_80x80_MiniFASNetV1SE.onnx",
-        "c445e7c48507745d52c5b3f1d98c863cd9411d32b0408465442584d2befd79d0",
-        4.0,
-    ),
+    ("2.7_80x80_MiniFASNetV2.onnx", licences.sha256_of("2.7_80x80_MiniFASNetV2.onnx"), 2.7),
+    ("4_0_0_80x80_MiniFASNetV1SE.onnx", licences.sha256_of("4_0_0_80x80_MiniFASNetV1SE.onnx"), 4.0),
 )
 LIVE_CLASS = 1
 #: The original pipeline's detector draws wider, shorter boxes than YuNet, lower on the
