@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -72,3 +73,37 @@ def exif_rotated(name: str) -> bytes:
     buffer = io.BytesIO()
     sideways.save(buffer, format="JPEG", quality=92, exif=exif)
     return buffer.getvalue()
+
+
+def blinking_person(
+    clip: Path, limit: int, before: int = 6, after: int = 6
+) -> tuple[list[np.ndarray], float]:
+    """A person who blinks every second or so, made of real frames: the clip's frames around
+    each labelled blink (`<clip>.eyes_closed.csv`), `before` and `after` it, one blink after
+    another, up to `limit` frames; and the clip's frame rate. A kiosk's camera that plays
+    the clip straight through shows a blink only every 4-8 s, which leaves a blink that one
+    eye estimator reads and another misses to decide a 10 s prompt."""
+    labels = [line.strip() == "1" for line in clip.with_suffix(".eyes_closed.csv").read_text().split()]
+    wanted: list[int] = []
+    start = None
+    for index, closed in enumerate([*labels, False]):
+        if closed and start is None:
+            start = index
+        elif not closed and start is not None:
+            if start >= before:
+                wanted.extend(range(start - before, index + after))
+            start = None
+    capture = cv2.VideoCapture(str(clip))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames: dict[int, np.ndarray] = {}
+    index, last = 0, max(wanted[:limit])
+    while index <= last:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames[index] = frame
+        index += 1
+    capture.release()
+    chosen = [frames[i] for i in wanted[:limit] if i in frames]
+    assert len(chosen) == min(limit, len(wanted)), clip
+    return chosen, fps

@@ -26,13 +26,14 @@ from websockets.sync.client import connect
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.http.server import HttpServer
+from tests import images
 from tests.conftest import ROOT, sharing_models, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-BLINK_CLIP = ROOT.parent / "shared" / "liveness" / "blink" / "mahie_test_4_low_fps.avi"
+BLINK_CLIP = ROOT.parent / "shared" / "liveness" / "blink" / "mahie_test_1.avi"  # 30 fps
 #: The clip's first 100 frames (two labelled blinks, at frames 5 and 56), looped by Chromium
 #: at half speed: never more than about 6 s without a blink.
-CLIP_FRAMES = 100
+CLIP_FRAMES = 200
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (make test installs it)")
 
@@ -47,24 +48,11 @@ def write_y4m(path: Path, frames: list[Any], fps: int) -> None:
             out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
 
 
-def clip_frames(path: Path, limit: int) -> tuple[list[Any], int]:
-    capture = cv2.VideoCapture(str(path))
-    fps = round(capture.get(cv2.CAP_PROP_FPS))
-    frames = []
-    while len(frames) < limit:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    capture.release()
-    assert len(frames) == limit, path
-    return frames, fps
-
-
 @pytest.fixture(scope="module")
 def camera_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("kiosk-camera")
-    frames, fps = clip_frames(BLINK_CLIP, CLIP_FRAMES)
+    frames, clip_fps = images.blinking_person(BLINK_CLIP, CLIP_FRAMES, before=12, after=12)
+    fps = round(clip_fps)
     files = {"blinking": folder / "blinking.y4m", "still": folder / "still.y4m"}
     # At half its pace: a blink then spans twice the time, so a page that gets ~8 frames a
     # second through two busy cores still sees the closed eyes (the person blinks slowly).
