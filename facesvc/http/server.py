@@ -27,13 +27,15 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     falling back to IPv4's where IPv6 is switched off."""
     address = host.strip("[]")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    # IPPROTO_TCP named, not left 0: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto says TCP, and without it every response waited ~40 ms for the client's delayed ACK.
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     except OSError:
         if address != "::":
             raise
         address, family = "0.0.0.0", socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
