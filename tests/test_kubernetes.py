@@ -85,7 +85,11 @@ def test_every_setting_named_exists_in_settings_and_is_valid(monkeypatch: pytest
 def test_probes_ask_grpc_health_on_the_grpc_port() -> None:
     settings = settings_env()
     ports = {port["name"]: port["containerPort"] for port in container()["ports"]}
-    assert ports == {"grpc": int(settings["FACESVC_PORT"]), "metrics": int(settings["FACESVC_METRICS_PORT"])}
+    assert ports == {
+        "grpc": int(settings["FACESVC_PORT"]),
+        "metrics": int(settings["FACESVC_METRICS_PORT"]),
+        "http": int(settings["FACESVC_HTTP_PORT"]),
+    }
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         spec = container()[probe]
         assert set(spec) & {"grpc", "exec", "httpGet", "tcpSocket"} == {"grpc"}, probe
@@ -120,6 +124,8 @@ def test_services_select_the_pods_and_the_headless_one_has_no_cluster_ip() -> No
         assert spec["selector"].items() <= pod_labels.items()
         grpc_port = next(p for p in spec["ports"] if p["name"] == "grpc")
         assert grpc_port["targetPort"] in named_ports and grpc_port["appProtocol"] == "grpc"
+    http_port = next(p for p in services["facesvc"]["ports"] if p["name"] == "http")
+    assert http_port["targetPort"] in named_ports and http_port["appProtocol"] == "http"
 
 
 def test_autoscaler_and_disruption_budget_keep_a_pod_serving() -> None:
