@@ -9,6 +9,8 @@ import grpc
 from google.protobuf import json_format
 from google.rpc import error_details_pb2, status_pb2
 
+from facesvc.rpc.status import error_info
+
 # The Any in Status.details must resolve ErrorInfo by its type URL.
 _ = error_details_pb2.ErrorInfo
 
@@ -50,19 +52,11 @@ def status_json(status: status_pb2.Status) -> dict[str, Any]:
 
 def reason_of(status: status_pb2.Status) -> str:
     """The ErrorInfo reason a status carries ("" when none)."""
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return str(info.reason)
-    return ""
+    info = error_info(status)
+    return str(info.reason) if info is not None else ""
 
 
 def metadata_of(status: status_pb2.Status) -> dict[str, str]:
     """The ErrorInfo metadata a status carries."""
-    for detail in status.details:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            return dict(info.metadata)
-    return {}
+    info = error_info(status)
+    return dict(info.metadata) if info is not None else {}

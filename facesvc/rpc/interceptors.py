@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
+from google.rpc import status_pb2
+
+from facesvc.rpc.status import error_info
 
 #: Where grpc-status (rpc_status.to_status) carries the google.rpc.Status with our ErrorInfo.
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
@@ -64,12 +66,8 @@ def _reason(trailing_metadata: Any) -> str:
     for key, value in trailing_metadata:
         if key != STATUS_DETAILS_KEY:
             continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-                info = error_details_pb2.ErrorInfo()
-                detail.Unpack(info)
-                return str(info.reason)
+        info = error_info(status_pb2.Status.FromString(value))
+        return str(info.reason) if info is not None else ""
     return ""
 
 

@@ -63,3 +63,13 @@ def status_for(error: Exception) -> grpc.Status:
     detail.Pack(error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=metadata))
     status = status_pb2.Status(code=code_pb2.Code.Value(code.name), message=message, details=[detail])
     return rpc_status.to_status(status)
+
+
+def error_info(status: status_pb2.Status) -> error_details_pb2.ErrorInfo | None:
+    """The ErrorInfo a google.rpc.Status carries (reason and metadata), None when none."""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return info
+    return None
