@@ -251,14 +251,20 @@ def raw_call(channel: grpc.Channel, method: str) -> Callable[[bytes], bytes]:
     return channel.unary_unary(f"/facesvc.v1.FaceService/{method}")  # type: ignore[no-any-return]
 
 
-def gallery(template: pb.Embedding, size: int, packed: bool) -> pb.IdentifyRequest:
+def gallery(template: pb.Embedding, size: int, packed: bool, half: bool = False) -> pb.IdentifyRequest:
+    """A gallery of `size` random templates and `template`; packed as float16 with `half`."""
     rng = np.random.default_rng(size)
     rows = rng.standard_normal((size, len(template.values))).astype("<f4")
     rows[size // 2] = np.asarray(template.values, dtype="<f4")
     ids = [f"person-{i}" for i in range(size)]
     if packed:
         return pb.IdentifyRequest(
-            packed_candidates=pb.PackedGallery(ids=ids, values=rows.tobytes(), model=template.model)
+            packed_candidates=pb.PackedGallery(
+                ids=ids,
+                values=rows.astype("<f2" if half else "<f4").tobytes(),
+                model=template.model,
+                encoding=pb.PACKED_ENCODING_FLOAT16 if half else pb.PACKED_ENCODING_UNSPECIFIED,
+            )
         )
     return pb.IdentifyRequest(
         candidates=[

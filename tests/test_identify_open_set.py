@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import cv2
 import grpc
 import numpy as np
 import pytest
@@ -294,3 +295,73 @@ def test_a_probe_too_near_the_line_is_refused_with_a_reason_when_the_server_asks
             assert explicit.fpir == 0 and not explicit.matches[0].match
     finally:
         face_server.stop(None).wait()
+
+
+def test_a_float16_gallery_answers_as_the_float32_one(
+    importer: tuple[pb_grpc.FaceServiceStub, str], company: Company
+) -> None:
+    """PackedGallery.encoding FLOAT16 (half the bytes): over 60 employees and 60 strangers
+    the same best identity, distances within 2e-4 (float16 moves SFace's cosine distances
+    by at most 1e-4 over lfw-devtrain), and the same decision unless that close to the line."""
+    stub = importer[0]
+    rows = np.frombuffer(company.gallery.values, dtype="<f4")
+    half = pb.PackedGallery()
+    half.CopyFrom(company.gallery)
+    half.values = rows.astype("<f2").tobytes()
+    half.encoding = pb.PACKED_ENCODING_FLOAT16
+    assert len(half.values) * 2 == len(company.gallery.values)
+    probes = [name for _, name in company.employees[:60]] + company.strangers[:60]
+    compared = 0
+    for name in probes:
+        image = (LFW / name).read_bytes()
+        try:
+            full = stub.Identify(
+                pb.IdentifyRequest(image=image, packed_candidates=company.gallery), timeout=60
+            )
+        except grpc.RpcError:
+            continue
+        halved = stub.Identify(pb.IdentifyRequest(image=image, packed_candidates=half), timeout=60)
+        first, second = full.matches[0], halved.matches[0]
+        assert second.id == first.id and second.distance == pytest.approx(first.distance, abs=2e-4), name
+        if abs(first.distance - full.threshold) > 2e-4:
+            assert second.match == first.match, name
+        compared += 1
+    assert compared >= 110
+
+    image = (LFW / company.strangers[0]).read_bytes()
+    float32_bytes = pb.PackedGallery()
+    float32_bytes.CopyFrom(company.gallery)
+    float32_bytes.encoding = pb.PACKED_ENCODING_FLOAT16  # says float16, carries float32
+    code, reason, metadata = reject(stub, pb.IdentifyRequest(image=image, packed_candidates=float32_bytes))
+    assert (reason, metadata["encoding"]) == ("EMBEDDING_INVALID", "float16")
+    unknown = pb.PackedGallery()
+    unknown.CopyFrom(company.gallery)
+    unknown.encoding = 7  # type: ignore[assignment]  # a value from a newer contract
+    code, reason, metadata = reject(stub, pb.IdentifyRequest(image=image, packed_candidates=unknown))
+    assert (code, reason, metadata["encoding"]) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "EMBEDDING_INVALID",
+        "7",
+    )
+
+
+def test_a_burst_with_a_refused_frame_is_refused_with_the_first_bad_frames_reason(
+    importer: tuple[pb_grpc.FaceServiceStub, str], company: Company
+) -> None:
+    """A burst's frames are analysed side by side, but a refusal is reported in frame
+    order, as if they had been analysed one after the other."""
+    stub = importer[0]
+    _, frames = company.bursts[0]
+    good = [(LFW / f).read_bytes() for f in frames]
+    blank = cv2.imencode(".jpg", np.full((480, 640, 3), 128, np.uint8))[1].tobytes()
+    for images, expected in (
+        ([good[0], b"not an image", blank], "IMAGE_UNDECODABLE"),
+        ([good[0], blank, b"not an image"], "NO_FACE"),
+        ([blank, good[1], good[2]], "NO_FACE"),
+        ([good[0], good[1], b"not an image"], "IMAGE_UNDECODABLE"),
+    ):
+        request = pb.IdentifyRequest(
+            image=images[0], more_images=images[1:], packed_candidates=company.gallery
+        )
+        assert reject(stub, request)[1] == expected
+    assert identify(stub, company, *frames).frames == 3  # and the service still answers

@@ -28,6 +28,7 @@ from facesvc.engine.types import (
     Quality,
     Verification,
 )
+from facesvc.errors import EmbeddingInvalidError
 from facesvc.rpc.wire import IdentifyCall
 from facesvc.v1 import face_service_pb2 as pb
 
@@ -107,12 +108,29 @@ def gallery(call: IdentifyCall, dimension: int, templates: Templates | None = No
         packed = request.packed_candidates
         if templates:
             templates.allow_plain("packed_candidates", len(packed.ids) or len(packed.values))
-        listed += Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+        listed += packed_gallery(packed, dimension)
     if templates and request.HasField("sealed_candidates"):
         sealed = request.sealed_candidates
         listed += templates.sealed_rows(list(sealed.ids), list(sealed.templates), "sealed_candidates")
         listed += templates.packed_galleries(list(sealed.packed), "sealed_candidates.packed")
     return listed
+
+
+_PACKED_ENCODINGS = {
+    pb.PACKED_ENCODING_UNSPECIFIED: "float32",
+    pb.PACKED_ENCODING_FLOAT32: "float32",
+    pb.PACKED_ENCODING_FLOAT16: "float16",
+}
+
+
+def packed_gallery(packed: pb.PackedGallery, dimension: int) -> Gallery:
+    encoding = _PACKED_ENCODINGS.get(packed.encoding)
+    if encoding is None:
+        raise EmbeddingInvalidError(
+            f"packed_candidates.encoding {packed.encoding} is not known to this service.",
+            encoding=packed.encoding,
+        )
+    return Gallery.packed(list(packed.ids), packed.values, packed.model, dimension, encoding)
 
 
 def optional_float(message: object, field: str) -> float | None:
@@ -193,7 +211,7 @@ def liveness_templates(start: pb.LivenessStart, dimension: int, templates: Templ
         if start.HasField("packed_candidates"):
             packed = start.packed_candidates
             templates.allow_plain("packed_candidates", len(packed.ids) or len(packed.values))
-            listed = listed + Gallery.packed(list(packed.ids), packed.values, packed.model, dimension)
+            listed = listed + packed_gallery(packed, dimension)
         gallery = listed
     return SessionTemplates(
         stored=templates.stored(stored_templates(start.stored_embeddings), "stored_embeddings"),

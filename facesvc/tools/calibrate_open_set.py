@@ -39,6 +39,7 @@ import numpy as np
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.matching.open_set import load_tables
 from facesvc.errors import FaceServiceError
 from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, distance_matrix, tsv
 
@@ -213,6 +214,52 @@ def effective_chances(best: np.ndarray, tail_fmr: object, impostors: np.ndarray)
     return float(np.median(ratios))
 
 
+def print_spread(embedded: Embedded, draws: int) -> None:
+    """The shipped 1% row over fixed galleries: mean, spread and the binomial part of it."""
+    table = load_tables(TABLE)[embedded.model]
+    sizes = (100, 500, 1000, 1500)
+    spread = gallery_spread(embedded, {n: table.threshold_for(n, 0.01) for n in sizes}, draws)
+    print(f"\nFPIR of {draws} fixed galleries per size at the shipped FPIR 1% row\n")
+    print("| N | threshold | strangers per gallery | mean | sd | of which binomial | p90 | p95 | max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, rows in spread.items():
+        rates, strangers = 100 * rows[:, 0], rows[:, 1]
+        binomial = 100 * math.sqrt(rates.mean() / 100 * (1 - rates.mean() / 100) / strangers.mean())
+        print(
+            f"| {n} | {table.threshold_for(n, 0.01):.3f} | {strangers.mean():.0f} | {rates.mean():.2f}% "
+            f"| {rates.std():.2f} | {binomial:.2f} | {np.percentile(rates, 90):.2f}% "
+            f"| {np.percentile(rates, 95):.2f}% | {rates.max():.2f}% |"
+        )
+
+
+def gallery_spread(
+    embedded: Embedded, thresholds: dict[int, float], draws: int, seed: int = 16
+) -> dict[int, np.ndarray]:
+    """FPIR of `draws` fixed galleries per size N (N people, one random photo each), each
+    searched by every photo of every person not in it, at `thresholds[N]`: what one
+    company, with one gallery, sees. Its spread is the gallery's make-up plus the
+    strangers' sampling (binomial: sqrt(p (1 - p) / strangers))."""
+    rng = np.random.default_rng(seed)
+    keep = embedded.accepted
+    ids = embedded.identities[keep]
+    distances = distance_matrix(embedded.matrix[keep], embedded.metric).astype(np.float32)
+    people, person_of = np.unique(ids, return_inverse=True)
+    photos_of = [np.flatnonzero(person_of == k) for k in range(len(people))]
+    spread = {}
+    for n, t in thresholds.items():
+        rates = []
+        for _ in range(draws):
+            members = rng.choice(len(people), n, replace=False)
+            template = np.array([rng.choice(photos_of[m]) for m in members])
+            inside = np.zeros(len(people), dtype=bool)
+            inside[members] = True
+            strangers = np.flatnonzero(~inside[person_of])
+            best = distances[np.ix_(strangers, template)].min(axis=1)
+            rates.append((float((best <= t).mean()), len(strangers)))
+        spread[n] = np.array(rates)
+    return spread
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
@@ -221,12 +268,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10, help="random galleries per stranger photo")
     parser.add_argument("--embed-only", action="store_true")
     parser.add_argument("--write", action="store_true", help=f"write {TABLE.name}")
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=0,
+        metavar="DRAWS",
+        help="only print the FPIR of DRAWS fixed galleries per size at the shipped table's 1%% row",
+    )
     args = parser.parse_args(argv)
     embedded = embed(args.shared / LFW, importer_settings(args.model), args.cache)
     print(
         f"{embedded.model}: {int(embedded.accepted.sum())} photos embedded, refused {dict(embedded.refused)}"
     )
     if args.embed_only:
+        return 0
+    if args.spread:
+        print_spread(embedded, args.spread)
         return 0
     impostors, genuine = impostor_tail(embedded)
     print(f"\n{len(impostors):,} impostor pairs, {genuine:,} genuine pairs\n")

@@ -22,6 +22,12 @@ class PresentationAttackMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PRESENTATION_ATTACK_MODE_REPORT: _ClassVar[PresentationAttackMode]
     PRESENTATION_ATTACK_MODE_ENFORCE: _ClassVar[PresentationAttackMode]
 
+class PackedEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PACKED_ENCODING_UNSPECIFIED: _ClassVar[PackedEncoding]
+    PACKED_ENCODING_FLOAT32: _ClassVar[PackedEncoding]
+    PACKED_ENCODING_FLOAT16: _ClassVar[PackedEncoding]
+
 class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SERVING_STATUS_UNSPECIFIED: _ClassVar[ServingStatus]
@@ -79,6 +85,9 @@ PRESENTATION_ATTACK_MODE_UNSPECIFIED: PresentationAttackMode
 PRESENTATION_ATTACK_MODE_OFF: PresentationAttackMode
 PRESENTATION_ATTACK_MODE_REPORT: PresentationAttackMode
 PRESENTATION_ATTACK_MODE_ENFORCE: PresentationAttackMode
+PACKED_ENCODING_UNSPECIFIED: PackedEncoding
+PACKED_ENCODING_FLOAT32: PackedEncoding
+PACKED_ENCODING_FLOAT16: PackedEncoding
 SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
@@ -301,14 +310,16 @@ class SealedGallery(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., templates: _Optional[_Iterable[bytes]] = ..., packed: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class PackedGallery(_message.Message):
-    __slots__ = ("ids", "values", "model")
+    __slots__ = ("ids", "values", "model", "encoding")
     IDS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    ENCODING_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
     values: bytes
     model: str
-    def __init__(self, ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., model: _Optional[str] = ...) -> None: ...
+    encoding: PackedEncoding
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., model: _Optional[str] = ..., encoding: _Optional[_Union[PackedEncoding, str]] = ...) -> None: ...
 
 class IdentityMatch(_message.Message):
     __slots__ = ("id", "distance", "confidence", "match")

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from facesvc.engine.types import FloatArray, StoredEmbedding
 from facesvc.errors import EmbeddingInvalidError
+
+#: The number formats of a packed gallery's values (PackedGallery.encoding).
+PACKED_ENCODINGS: dict[str, np.dtype[np.floating[Any]]] = {
+    "float32": np.dtype("<f4"),
+    "float16": np.dtype("<f2"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,20 +63,27 @@ class Gallery:
         return Gallery(ids, matrix, model)
 
     @staticmethod
-    def packed(ids: Sequence[str], values: bytes, model: str, dimension: int) -> Gallery:
-        """From a packed block of little-endian float32 rows."""
+    def packed(
+        ids: Sequence[str], values: bytes, model: str, dimension: int, encoding: str = "float32"
+    ) -> Gallery:
+        """From a packed block of little-endian rows, float32 or float16 (`encoding`)."""
+        dtype = PACKED_ENCODINGS[encoding]
         if not ids and not values:
             return Gallery([], np.zeros((0, dimension), dtype=np.float32), model)
-        if len(values) != len(ids) * dimension * 4:
+        width = dtype.itemsize
+        if len(values) != len(ids) * dimension * width:
             raise EmbeddingInvalidError(
                 f"packed_candidates.values holds {len(values)} bytes; {len(ids)} ids x {dimension} values "
-                f"x 4 bytes = {len(ids) * dimension * 4} expected.",
+                f"x {width} bytes ({encoding}) = {len(ids) * dimension * width} expected.",
                 bytes=len(values),
                 ids=len(ids),
                 expected_length=dimension,
+                encoding=encoding,
             )
         _require_ids(ids, "Every packed row needs an id.")
-        matrix = np.frombuffer(values, dtype="<f4").reshape(len(ids), dimension)
+        matrix = np.frombuffer(values, dtype=dtype).reshape(len(ids), dimension)
+        if dtype != np.float32:
+            matrix = matrix.astype(np.float32)
         return Gallery(ids, matrix, model)
 
     def __add__(self, other: Gallery) -> Gallery:
@@ -85,6 +99,15 @@ class Gallery:
             )
         models = [*_expand(self.models, len(self.ids)), *_expand(other.models, len(other.ids))]
         return Gallery([*self.ids, *other.ids], np.vstack([self.matrix, other.matrix]), models)
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A gallery matrix the engine validated, with its row norms (computed once by the
+    validation and reused by the distances)."""
+
+    matrix: FloatArray  # (N, D) float32
+    norms: FloatArray  # (N,)
 
 
 def _require_ids(ids: Sequence[str], message: str) -> None:

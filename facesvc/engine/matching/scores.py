@@ -16,15 +16,36 @@ import numpy as np
 from facesvc.engine.types import FloatArray
 
 
-def distances(live: FloatArray, gallery: FloatArray, metric: str) -> FloatArray:
-    """Distance of `live` (D,) to each row of `gallery` (N, D), vectorised."""
+def row_norms(gallery: FloatArray) -> FloatArray:
+    """Each row's Euclidean norm, without an (N, D) temporary: einsum sums the squares in
+    one pass (NaN or inf for a row holding one; inf, too, for values past ~1e19)."""
+    return np.asarray(np.sqrt(np.einsum("ij,ij->i", gallery, gallery)), dtype=np.float32)
+
+
+def distances(
+    live: FloatArray, gallery: FloatArray, metric: str, norms: FloatArray | None = None
+) -> FloatArray:
+    """Distance of `live` (D,) to each row of `gallery` (N, D), vectorised; `norms` are the
+    rows' norms when already known (row_norms)."""
+    distance: FloatArray = distances_of(live[np.newaxis, :], gallery, metric, norms)[0]
+    return distance
+
+
+def distances_of(
+    lives: FloatArray, gallery: FloatArray, metric: str, norms: FloatArray | None = None
+) -> FloatArray:
+    """(F, N): the distance of each of F live embeddings (F, D) to each row of `gallery`,
+    with one pass over the gallery for all of them (a burst's frames)."""
     if metric == "euclidean":
-        return np.asarray(np.linalg.norm(gallery - live[None, :], axis=1), dtype=np.float32)
-    live_unit = live / max(float(np.linalg.norm(live)), 1e-12)
-    # Row norms without an (N, D) temporary: einsum sums the squares in one pass.
-    norms = np.sqrt(np.einsum("ij,ij->i", gallery, gallery))
-    norms[norms < 1e-12] = 1e-12
-    similarity = (gallery @ live_unit) / norms
+        return np.asarray(
+            np.stack([np.linalg.norm(gallery - live[np.newaxis, :], axis=1) for live in lives]),
+            dtype=np.float32,
+        )
+    lengths = np.maximum(np.linalg.norm(lives, axis=1, keepdims=True), 1e-12)
+    units = (lives / lengths).astype(np.float32, copy=False)
+    row = row_norms(gallery) if norms is None else norms
+    row = np.maximum(row, 1e-12)
+    similarity = (gallery @ units.T).T / row[np.newaxis, :]
     return np.asarray(1.0 - similarity, dtype=np.float32)
 
 
