@@ -22,7 +22,7 @@ from facesvc.tools import evaluate
 from facesvc.tools.calibrate_open_set import ALIASES
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from facesvc_client import Embedding, FaceClient, IdentityUndecidedError
+from facesvc_client import Embedding, FaceClient, IdentityUndecidedError, PackedGallery
 from tests.conftest import CELEBS, ROOT, rejection, sharing_models, start_server
 
 LFW = ROOT.parent / "shared" / "lfw-devtrain"
@@ -256,6 +256,28 @@ def test_the_sdk_uses_the_rule_and_the_burst(
     assert result.frames == 3 and result.fpir == pytest.approx(0.001)
     assert result.gallery_identities == len(set(company.ids))
     assert result.best is not None and result.best.id == who
+
+
+def test_the_sdk_packs_a_gallery_once_as_float32_or_float16(
+    importer: tuple[pb_grpc.FaceServiceStub, str], company: Company
+) -> None:
+    """PackedGallery.of packs the gallery once; identify answers with it as with the mapping
+    (the same best identity; distances within 2e-4 for float16, equal for float32)."""
+    gallery = sdk_gallery(company)
+    full, half = PackedGallery.of(gallery), PackedGallery.of(gallery, half=True)
+    assert full.ids == tuple(company.ids) and full.values == company.gallery.values
+    assert len(half.values) * 2 == len(full.values) and half.half and full.model == "SFace"
+    with FaceClient(importer[1], timeout=60) as client:
+        for who, name in company.employees[:10]:
+            mapped = client.identify(LFW / name, gallery)
+            for packed, tolerance in ((full, 0.0), (half, 2e-4)):
+                answer = client.identify(LFW / name, packed)
+                assert answer.matches[0].id == mapped.matches[0].id, (who, name)
+                assert answer.matches[0].distance == pytest.approx(mapped.matches[0].distance, abs=tolerance)
+        with pytest.raises(ValueError, match="one model"):
+            PackedGallery.of({**gallery, "someone": Embedding([0.5] * 128, "Dlib")})
+        with pytest.raises(ValueError, match="empty"):
+            PackedGallery.of({})
 
 
 def test_the_rule_can_be_turned_off(engine: FaceEngine) -> None:

@@ -38,9 +38,11 @@ from pathlib import Path
 
 from facesvc_client import (
     Candidate,
+    Embedding,
     FaceClient,
     FaceServiceError,
     ImageRejectedError,
+    PackedGallery,
     SealedGallery,
     SealedTemplate,
     template_from_json,
@@ -159,13 +161,16 @@ def mark(
     """One Identify call per `burst` consecutive frames (frames of one person, decided
     together); the first sighting of an employee each day is recorded. With sealed
     templates the gallery is sealed once as a whole (seal_gallery), which the service
-    opens with one decryption per call instead of one per template."""
+    opens with one decryption per call instead of one per template; plain ones are packed
+    once (PackedGallery)."""
     templates = gallery(db, client.health().model)
     if not templates:
         raise SystemExit("nobody is enrolled yet: run the enroll command first")
-    candidates: list[Candidate] | SealedGallery = templates
+    candidates: list[Candidate] | SealedGallery | PackedGallery = templates
     if all(isinstance(c.embedding, SealedTemplate) for c in templates):
         candidates = client.seal_gallery(templates)
+    elif all(isinstance(c.embedding, Embedding) for c in templates):
+        candidates = PackedGallery.of(templates)  # packed once, not on every call
     counts: dict[str, int] = {}
     for start in range(0, len(frames), burst):
         frame, *more = frames[start : start + burst]

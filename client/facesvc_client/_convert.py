@@ -26,6 +26,7 @@ from facesvc_client.types import (
     LivenessCheck,
     OpenSetRule,
     OperatingPoint,
+    PackedGallery,
     Point,
     PresentationAttackInfo,
     PresentationAttackMode,
@@ -43,7 +44,9 @@ ImageInput = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
 #: Stored templates for `verify`: one (plain or sealed) or several of the same person.
 StoredInput = Template | Iterable[Template]
 #: A gallery for `identify`: Candidates, or a mapping of id to one or more templates.
-GalleryInput = Mapping[str, Template | Iterable[Template]] | Iterable[Candidate] | SealedGallery
+GalleryInput = (
+    Mapping[str, Template | Iterable[Template]] | Iterable[Candidate] | SealedGallery | PackedGallery
+)
 _TEMPLATE_MODES = {1: "plain", 2: "sealed", 3: "both"}
 
 _SELECTIONS: Mapping[FaceSelection | None, pb.FaceSelection] = {
@@ -172,6 +175,16 @@ def identify_request(
     if isinstance(gallery, SealedGallery):
         request.sealed_candidates.packed.append(gallery.sealed)
         return request
+    if isinstance(gallery, PackedGallery):
+        request.packed_candidates.CopyFrom(
+            pb.PackedGallery(
+                ids=gallery.ids,
+                values=gallery.values,
+                model=gallery.model,
+                encoding=pb.PACKED_ENCODING_FLOAT16 if gallery.half else pb.PACKED_ENCODING_UNSPECIFIED,
+            )
+        )
+        return request
     candidates = candidates_from(gallery)
     for candidate in candidates:
         if not isinstance(candidate, Candidate):
@@ -220,6 +233,8 @@ def reseal_request(templates: Iterable[Template], ids: Iterable[str] = ()) -> pb
 def seal_gallery_request(gallery: GalleryInput) -> pb.ResealRequest:
     if isinstance(gallery, SealedGallery):
         raise TypeError("the gallery is sealed already")
+    if isinstance(gallery, PackedGallery):
+        raise TypeError("seal the gallery it was packed from")
     candidates = candidates_from(gallery)
     return reseal_request([c.embedding for c in candidates], [c.id for c in candidates])
 

@@ -82,12 +82,13 @@ def importer_settings(model: str = "SFace") -> Settings:
     return Settings().model_copy(update={**dict(IMPORTER), "model": model, "identify_fpir": 0.0})
 
 
-def embed(folder: Path, settings: Settings, cache: Path) -> Embedded:
-    """Every photo of IDENTITIES.tsv, and its mirror image, through FaceEngine.analyse."""
+def embed(folder: Path, settings: Settings, cache: Path, mirrors: bool = True) -> Embedded:
+    """Every photo of IDENTITIES.tsv, and (with `mirrors`) its mirror image, through
+    FaceEngine.analyse; a mirror left out is NaN."""
     # Identify's rule does not change an embedding (and the table may not exist yet).
     plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
     key = hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
-    path = cache / f"open-set-{folder.name}-{settings.model}-{key}.npz"
+    path = cache / f"open-set-{folder.name}-{settings.model}-{key}{'' if mirrors else '-no-mirrors'}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)
         return Embedded(
@@ -118,10 +119,13 @@ def embed(folder: Path, settings: Settings, cache: Path) -> Embedded:
             continue
         matrix[index] = face.embedding
         quality[index] = face.quality.score
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        mirror = cv2.imencode(".jpg", cv2.flip(pixels, 1))[1] if pixels is not None else np.zeros(0, np.uint8)
-        with contextlib.suppress(FaceServiceError):
-            flipped[index] = engine.analyse(mirror.tobytes()).embedding
+        if mirrors:
+            pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+            mirror = (
+                cv2.imencode(".jpg", cv2.flip(pixels, 1))[1] if pixels is not None else np.zeros(0, np.uint8)
+            )
+            with contextlib.suppress(FaceServiceError):
+                flipped[index] = engine.analyse(mirror.tobytes()).embedding
         if index % 500 == 0:
             print(f"  embedded {index}/{len(rows)} in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     cache.mkdir(parents=True, exist_ok=True)
@@ -137,7 +141,7 @@ def embed(folder: Path, settings: Settings, cache: Path) -> Embedded:
         model=info.model,
         metric=info.distance_metric,
     )
-    return embed(folder, settings, cache)
+    return embed(folder, settings, cache, mirrors)
 
 
 def impostor_tail(embedded: Embedded) -> tuple[np.ndarray, int]:
@@ -267,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="SFace")
     parser.add_argument("--repeats", type=int, default=10, help="random galleries per stranger photo")
     parser.add_argument("--embed-only", action="store_true")
+    parser.add_argument(
+        "--no-mirrors", action="store_true", help="do not embed each photo's mirror image (half the time)"
+    )
     parser.add_argument("--write", action="store_true", help=f"write {TABLE.name}")
     parser.add_argument(
         "--spread",
@@ -276,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         help="only print the FPIR of DRAWS fixed galleries per size at the shipped table's 1%% row",
     )
     args = parser.parse_args(argv)
-    embedded = embed(args.shared / LFW, importer_settings(args.model), args.cache)
+    embedded = embed(args.shared / LFW, importer_settings(args.model), args.cache, not args.no_mirrors)
     print(
         f"{embedded.model}: {int(embedded.accepted.sum())} photos embedded, refused {dict(embedded.refused)}"
     )
