@@ -40,7 +40,6 @@ from facesvc.engine.types import (
     FaceSelection,
     FloatArray,
     Identification,
-    IdentityMatch,
     Image,
     OpenSetInfo,
     StoredEmbedding,
@@ -229,18 +228,18 @@ class FaceEngine:
             return None
         return open_set.table_for(recognizer.name)
 
-    def _open_set_info(self, recognizer: FaceRecognizer | None) -> OpenSetInfo | None:
+    def open_set_rule(self, recognizer: FaceRecognizer | None = None) -> open_set.OpenSetRule | None:
+        """Identify's open-set rule for the serving model, or None (see open_set_table)."""
         table = self.open_set_table(recognizer)
-        if table is None:
-            return None
-        return OpenSetInfo(
-            default_fpir=self.settings.identify_fpir,
-            fpirs=table.fpirs,
-            sizes=table.points[0].sizes,
-            thresholds=tuple(p.thresholds for p in table.points),
-            measured_max=table.measured_max,
-            extrapolated_max=table.extrapolated_max,
+        return (
+            None
+            if table is None
+            else open_set.OpenSetRule(table, self.settings.identify_fpir, self.default_threshold)
         )
+
+    def _open_set_info(self, recognizer: FaceRecognizer | None) -> OpenSetInfo | None:
+        rule = self.open_set_rule(recognizer)
+        return None if rule is None else rule.info()
 
     def _default_far(self, recognizer: FaceRecognizer | None) -> float:
         if recognizer is None or self.settings.verification_threshold is not None:
@@ -539,8 +538,8 @@ class FaceEngine:
             raise EmbeddingInvalidError("Send one of threshold, far or fpir.", fpir=fpir)
         if threshold is not None or far is not None:
             return self._threshold(threshold, far, recognizer), 0.0
-        table = self.open_set_table(recognizer)
-        if table is None:
+        rule = self.open_set_rule(recognizer)
+        if rule is None:
             if fpir is not None:
                 raise EmbeddingInvalidError(
                     f"fpir is not available: the open-set rule is off or {recognizer.name} has no "
@@ -549,17 +548,7 @@ class FaceEngine:
                     published="none",
                 )
             return self.default_threshold, 0.0
-        target = self.settings.identify_fpir if fpir is None else fpir
-        if table.point(target) is None:
-            published = ", ".join(f"{f:g}" for f in table.fpirs)
-            raise EmbeddingInvalidError(
-                f"fpir {target:g} is not a published point of this model ({published}).",
-                fpir=target,
-                published=published,
-            )
-        # Never looser than Verify's threshold: a gallery of a few people is not searched
-        # more loosely than a 1:1 check (the table's line is above it below ~10 identities).
-        return min(table.threshold_for(identities, target), self.default_threshold), target
+        return rule.threshold(identities, fpir)
 
     # ---- an analysed face against templates (the liveness session's best frame) ----
 
@@ -634,25 +623,11 @@ class FaceEngine:
         lives = np.stack([face.embedding, *frames])  # one pass over the gallery for every frame
         every = scores.distances_of(lives, gallery.matrix, recognizer.metric, gallery.norms)
         dists = open_set.fuse_frames(every) if frames else every[0]
-        wanted = max(top_k, 1)
-        ranked: list[IdentityMatch] = []
-        seen: set[str] = set()
-        for row in scores.nearest_first(dists, wanted):
-            identity = ids[row]
-            if identity in seen:
-                continue
-            seen.add(identity)
-            distance = float(dists[row])
-            ranked.append(
-                IdentityMatch(identity, distance, scores.confidence(distance, limit), distance <= limit)
-            )
-            if len(ranked) == wanted:
-                break
         return Identification(
             face=face,
             model=recognizer.name,
             threshold=limit,
-            matches=tuple(ranked),
+            matches=open_set.rank(ids, dists, top_k, limit),
             identities=identities,
             fpir=fpir,
             frames=1 + len(frames),

@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from facesvc.engine.types import FloatArray
+from facesvc.engine.matching import scores
+from facesvc.engine.types import FloatArray, IdentityMatch, OpenSetInfo
+from facesvc.errors import EmbeddingInvalidError
 
 TABLE_PATH = Path(__file__).with_name("open_set_table.json")
 #: The most frames one Identify decides together (a kiosk's burst is 2-5 frames).
@@ -149,3 +151,58 @@ def per_identity(ids: Sequence[str], distances: FloatArray) -> IdentityScores:
 def count_identities(ids: Sequence[str]) -> int:
     """The number of distinct identities (N of the open-set rule)."""
     return len(set(ids))
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSetRule:
+    """Identify's default threshold for a gallery: the table's line for its number of
+    identities at the FPIR asked for (a published point), never looser than Verify's
+    threshold `cap` (the table's line is above it below ~10 identities: a small gallery is
+    not searched more loosely than a 1:1 check)."""
+
+    table: OpenSetTable
+    default_fpir: float
+    cap: float
+
+    def threshold(self, identities: int, fpir: float | None = None) -> tuple[float, float]:
+        """(threshold, the FPIR target it holds); EmbeddingInvalidError for an unpublished fpir."""
+        target = self.default_fpir if fpir is None else fpir
+        if self.table.point(target) is None:
+            published = ", ".join(f"{f:g}" for f in self.table.fpirs)
+            raise EmbeddingInvalidError(
+                f"fpir {target:g} is not a published point of this model ({published}).",
+                fpir=target,
+                published=published,
+            )
+        return min(self.table.threshold_for(identities, target), self.cap), target
+
+    def info(self) -> OpenSetInfo:
+        """The rule as Health publishes it."""
+        return OpenSetInfo(
+            default_fpir=self.default_fpir,
+            fpirs=self.table.fpirs,
+            sizes=self.table.points[0].sizes,
+            thresholds=tuple(p.thresholds for p in self.table.points),
+            measured_max=self.table.measured_max,
+            extrapolated_max=self.table.extrapolated_max,
+        )
+
+
+def rank(ids: Sequence[str], distances: FloatArray, top_k: int, limit: float) -> tuple[IdentityMatch, ...]:
+    """The closest `top_k` identities (at least one), each once, by its closest row (ties:
+    the first row); a match when its distance is at or below `limit`."""
+    wanted = max(top_k, 1)
+    ranked: list[IdentityMatch] = []
+    seen: set[str] = set()
+    for row in scores.nearest_first(distances, wanted):
+        identity = ids[row]
+        if identity in seen:
+            continue
+        seen.add(identity)
+        distance = float(distances[row])
+        ranked.append(
+            IdentityMatch(identity, distance, scores.confidence(distance, limit), distance <= limit)
+        )
+        if len(ranked) == wanted:
+            break
+    return tuple(ranked)
