@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from facesvc.config import Settings
+from facesvc.engine.matching import open_set
 from facesvc.tools import evaluate
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
@@ -174,6 +175,30 @@ def test_bombs_are_refused_from_the_header(
 
 
 # ---- the fused model ---------------------------------------------------------------------
+
+
+def test_the_fused_model_has_its_own_open_set_rule(fused: pb_grpc.FaceServiceStub) -> None:
+    """SFace+Dlib is calibrated too (its own row in open_set_table.json): Health publishes
+    it and Identify's threshold follows the gallery's identities under it."""
+    health = fused.Health(pb.HealthRequest(), timeout=30)
+    table = open_set.table_for("SFace+Dlib")
+    assert table is not None and health.open_set.default_fpir == pytest.approx(0.01)
+    assert [list(row.thresholds) for row in health.open_set.thresholds] == [
+        pytest.approx(p.thresholds) for p in table.points
+    ]
+    names = ["img1.jpg", "img17.jpg", "img5.jpg"]
+    gallery = [
+        pb.Candidate(
+            id=name, embedding=fused.Enroll(pb.EnrollRequest(image=photo_bytes(name)), timeout=60).embedding
+        )
+        for name in names
+    ]
+    response = fused.Identify(
+        pb.IdentifyRequest(image=photo_bytes("img1.jpg"), candidates=gallery), timeout=60
+    )
+    assert response.fpir == pytest.approx(0.01) and response.gallery_identities == 3
+    assert response.threshold == pytest.approx(min(table.threshold_for(3, 0.01), health.threshold), abs=1e-6)
+    assert response.matches[0].id == "img1.jpg" and response.matches[0].match
 
 
 def test_fused_embeddings_carry_their_own_tag(
