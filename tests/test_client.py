@@ -872,3 +872,27 @@ def test_the_generated_stubs_are_current() -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_a_liveness_session_carries_every_kind_of_gallery_it_can() -> None:
+    """LivenessStart has candidates and a packed gallery but no sealed one: sealed
+    templates travel as Candidate messages (the service opens them), a PackedGallery as
+    itself (float16 included), and a SealedGallery is refused by the SDK rather than dropped."""
+    from facesvc_client import PackedGallery, SealedGallery, SealedTemplate, liveness
+
+    sealed = {
+        "ann": SealedTemplate(b"\x01" * 48, "SFace", "k1"),
+        "bob": SealedTemplate(b"\x02" * 48, "SFace", "k1"),
+    }
+    start = liveness.start_request(None, sealed, 1, None, None, 15.0).start
+    assert [c.id for c in start.candidates] == ["ann", "bob"]
+    assert [c.embedding.sealed for c in start.candidates] == [b"\x01" * 48, b"\x02" * 48]
+    plain = {"ann": Embedding([0.25] * 128, "SFace"), "bob": Embedding([0.5] * 128, "SFace")}
+    packed = PackedGallery.of(plain, half=True)
+    start = liveness.start_request(None, packed, 1, None, None, 15.0).start
+    assert list(start.packed_candidates.ids) == ["ann", "bob"] and len(start.packed_candidates.values) == 512
+    assert start.packed_candidates.encoding == 2  # PACKED_ENCODING_FLOAT16
+    start = liveness.start_request(None, plain, 1, None, None, 15.0).start
+    assert len(start.packed_candidates.values) == 1024 and not start.candidates
+    with pytest.raises(TypeError, match="SealedGallery"):
+        liveness.start_request(None, SealedGallery(b"blob"), 1, None, None, 15.0)

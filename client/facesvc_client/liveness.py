@@ -30,11 +30,14 @@ from facesvc_client.types import (
     FaceSelection,
     IdentifyResult,
     LivenessCheck,
+    PackedGallery,
     Quality,
+    SealedGallery,
     SealedTemplate,
     Template,
     VerifyResult,
     _fields,  # the same JSON shape as the other results
+    candidates_from,
 )
 
 
@@ -241,10 +244,16 @@ def start_request(
         templates = [stored] if isinstance(stored, Embedding | SealedTemplate) else list(stored)
         start.stored_embeddings.extend(_convert.embedding_to_proto(e) for e in templates)
     if candidates is not None:
+        if isinstance(candidates, SealedGallery):  # LivenessStart has no field for one
+            raise TypeError("a liveness session takes candidates or a PackedGallery, not a SealedGallery")
         gallery = _convert.identify_request(b"", candidates, top_k, None, None)
-        start.candidates.extend(gallery.candidates)
-        if gallery.HasField("packed_candidates"):
+        if isinstance(candidates, PackedGallery) or gallery.HasField("packed_candidates"):
             start.packed_candidates.CopyFrom(gallery.packed_candidates)
+        else:  # Candidate messages, sealed templates included: LivenessStart has no sealed gallery
+            start.candidates.extend(
+                pb.Candidate(id=c.id, embedding=_convert.embedding_to_proto(c.embedding))
+                for c in candidates_from(candidates)
+            )
     if threshold is not None:
         start.threshold = threshold
     return pb.CheckLivenessRequest(start=start)
