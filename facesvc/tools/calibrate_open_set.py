@@ -154,22 +154,28 @@ def impostor_tail(embedded: Embedded) -> tuple[np.ndarray, int]:
     return np.sort(distances[upper][~same]), int(same.sum())
 
 
+def _by_person(embedded: Embedded) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The accepted photos' distance matrix, each photo's person (0..P-1) and each
+    person's photo rows."""
+    keep = embedded.accepted
+    distances = distance_matrix(embedded.matrix[keep], embedded.metric).astype(np.float32)
+    people, person_of = np.unique(embedded.identities[keep], return_inverse=True)
+    return distances, person_of, [np.flatnonzero(person_of == k) for k in range(len(people))]
+
+
 def best_impostors(embedded: Embedded, repeats: int, seed: int = 18) -> np.ndarray:
     """(probes x repeats, MEASURED_MAX): for each stranger photo and each repeat, a random
     gallery order of other people (one random photo each); entry [., N-1] is the closest
     identity among the first N, i.e. the best impostor over a gallery of N identities."""
     rng = np.random.default_rng(seed)
-    keep = embedded.accepted
-    ids = embedded.identities[keep]
-    distances = distance_matrix(embedded.matrix[keep], embedded.metric).astype(np.float32)
-    people, person_of = np.unique(ids, return_inverse=True)
-    photos_of = [np.flatnonzero(person_of == k) for k in range(len(people))]
+    distances, person_of, photos_of = _by_person(embedded)
+    photos, people = len(person_of), len(photos_of)
     out = []
     for _ in range(repeats):
         template = np.array([rng.choice(rows) for rows in photos_of])  # one photo per person
         to_person = distances[:, template]  # (photos, people)
-        keys = rng.random((len(ids), len(people)))
-        keys[np.arange(len(ids)), person_of] = 2.0  # the probe's own person goes last: out of the gallery
+        keys = rng.random((photos, people))
+        keys[np.arange(photos), person_of] = 2.0  # the probe's own person goes last: out of the gallery
         order = np.argsort(keys, axis=1)[:, :MEASURED_MAX]
         ranked = np.take_along_axis(to_person, order, axis=1)
         out.append(np.minimum.accumulate(ranked, axis=1))
@@ -244,18 +250,15 @@ def gallery_spread(
     company, with one gallery, sees. Its spread is the gallery's make-up plus the
     strangers' sampling (binomial: sqrt(p (1 - p) / strangers))."""
     rng = np.random.default_rng(seed)
-    keep = embedded.accepted
-    ids = embedded.identities[keep]
-    distances = distance_matrix(embedded.matrix[keep], embedded.metric).astype(np.float32)
-    people, person_of = np.unique(ids, return_inverse=True)
-    photos_of = [np.flatnonzero(person_of == k) for k in range(len(people))]
+    distances, person_of, photos_of = _by_person(embedded)
+    people = len(photos_of)
     spread = {}
     for n, t in thresholds.items():
         rates = []
         for _ in range(draws):
-            members = rng.choice(len(people), n, replace=False)
+            members = rng.choice(people, n, replace=False)
             template = np.array([rng.choice(photos_of[m]) for m in members])
-            inside = np.zeros(len(people), dtype=bool)
+            inside = np.zeros(people, dtype=bool)
             inside[members] = True
             strangers = np.flatnonzero(~inside[person_of])
             best = distances[np.ix_(strangers, template)].min(axis=1)
