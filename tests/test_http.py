@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import grpc
 import httpx
+import numpy as np
 import pytest
 from websockets.sync.client import connect
 
@@ -241,6 +242,23 @@ def test_enroll_verify_identify_health_and_reseal_as_json(http: httpx.Client) ->
         },
     ).json()
     assert [m["id"] for m in identified["matches"]] == ["me"] and identified["matches"][0]["match"]
+    # A packed gallery of float16 rows, as JSON: base64 bytes and the enum by name.
+    rows = np.array([embedding["values"], [0.1] * 128], dtype="<f2")
+    packed = http.post(
+        "/v1/faces:identify",
+        json={
+            "image": b64(photo("img2.jpg")),
+            "packedCandidates": {
+                "ids": ["me", "x"],
+                "values": b64(rows.tobytes()),
+                "model": "SFace",
+                "encoding": "PACKED_ENCODING_FLOAT16",
+            },
+            "moreImages": [b64(photo("img2.jpg"))],
+        },
+    ).json()
+    assert packed["matches"][0]["id"] == "me" and packed["frames"] == 2
+    assert packed["matches"][0]["distance"] == pytest.approx(identified["matches"][0]["distance"], abs=2e-4)
 
     health = http.get("/v1/health").json()
     assert health["status"] == "SERVING_STATUS_SERVING" and health["embeddingDim"] == 128
