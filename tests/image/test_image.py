@@ -73,6 +73,7 @@ class Container:
     name: str
     port: int
     metrics_port: int
+    http_port: int
 
     @property
     def target(self) -> str:
@@ -115,7 +116,9 @@ def grpc_serving(target: str) -> bool:
 
 @pytest.fixture(scope="module")
 def container(image: str) -> Iterator[Container]:
-    started = Container(image, f"facesvc-image-test-{uuid.uuid4().hex[:8]}", free_port(), free_port())
+    started = Container(
+        image, f"facesvc-image-test-{uuid.uuid4().hex[:8]}", free_port(), free_port(), free_port()
+    )
     began = time.monotonic()
     docker(
         "run",
@@ -128,6 +131,8 @@ def container(image: str) -> Iterator[Container]:
         f"FACESVC_PORT={started.port}",
         "--env",
         f"FACESVC_METRICS_PORT={started.metrics_port}",
+        "--env",
+        f"FACESVC_HTTP_PORT={started.http_port}",
         image,
     )
     try:
@@ -256,6 +261,23 @@ def test_no_file_was_written_in_the_container(container: Container) -> None:
     verifying photos, the container's writable layer holds nothing."""
     changes = docker("diff", container.name).stdout.strip()
     assert changes == "", changes
+
+
+def test_the_http_door_answers_health_and_enroll_as_json(container: Container) -> None:
+    """The image serves the HTTP door too (FACESVC_HTTP_PORT): Health, and Enroll with a
+    base64 photo, as a plain HTTP client sends them; still nothing written."""
+    base = f"http://127.0.0.1:{container.http_port}"
+    with urllib.request.urlopen(f"{base}/v1/health", timeout=10) as response:
+        health = json.loads(response.read())
+    assert health["status"] == "SERVING_STATUS_SERVING" and health["model"] == "SFace"
+    body = json.dumps({"image": base64.b64encode(photo("img1.jpg")).decode()}).encode()
+    request = urllib.request.Request(
+        f"{base}/v1/faces:enroll", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        enrolled = json.loads(response.read())
+    assert len(enrolled["embedding"]["values"]) == 128 and enrolled["face"]["faceCount"] == 1
+    assert docker("diff", container.name).stdout.strip() == ""
 
 
 def test_docker_stop_drains_and_exits_zero_within_the_grace_period(container: Container) -> None:
