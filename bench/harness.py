@@ -3,6 +3,7 @@ block-wise turns for side-by-side ratios, CPU and memory of the service's proces
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import socket
@@ -199,7 +200,15 @@ class Service:
 def start_service(env: dict[str, str], timeout: float = 180) -> Service:
     """`make run` as a user types it; returns once grpc.health.v1 says SERVING."""
     port = free_port()
-    environment = {**os.environ, **env, "FACESVC_PORT": str(port), "FACESVC_HOST": "127.0.0.1"}
+    # The HTTP door on a free port unless asked for one: two services side by side (the
+    # full run keeps one while it starts another) would both take 8000 and the second exit.
+    environment = {
+        **os.environ,
+        "FACESVC_HTTP_PORT": "-1",
+        **env,
+        "FACESVC_PORT": str(port),
+        "FACESVC_HOST": "127.0.0.1",
+    }
     started = time.perf_counter()
     process = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
@@ -218,10 +227,23 @@ def start_service(env: dict[str, str], timeout: float = 180) -> Service:
                     health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
                     == health_pb2.HealthCheckResponse.SERVING
                 ):
-                    return Service(process, port, time.perf_counter() - started)
+                    service = Service(process, port, time.perf_counter() - started)
+                    _STARTED.append(service)
+                    return service
             time.sleep(0.01)
     process.kill()
     raise RuntimeError("service did not become SERVING")
+
+
+#: Every service started, so that one a failing piece leaves running is stopped at exit.
+_STARTED: list[Service] = []
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for service in _STARTED:
+        if service.process.poll() is None:
+            stop_service(service)
 
 
 def stop_service(service: Service) -> None:
