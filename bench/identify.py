@@ -80,6 +80,7 @@ def run(out: Callable[[str], None], rounds: int) -> list[tuple[str, float, str, 
                         f"| {set_name} | {label} | {1000 * cpu[label]:.1f} "
                         f"| {cpu[label] / cpu['3 x Verify']:.2f} vs 3 x Verify |"
                     )
+            out("")
     finally:
         stop_service(service)
     return targets
