@@ -126,6 +126,29 @@ def test_metrics_move_with_real_calls(metered: tuple[FaceServer, FaceEngine]) ->
     assert value(after, "facesvc_build_info", version=__version__, model="SFace", detector="yunet") == 1
 
 
+def test_a_bursts_frames_are_timed_like_any_frame(metered: tuple[FaceServer, FaceEngine]) -> None:
+    """A burst's further frames are analysed on the engine's burst threads; their stages
+    still reach the request's metrics (the caller's context travels with them)."""
+    face_server, engine = metered
+    engine.load()
+    face_server.set_serving()
+    assert face_server.metrics_port
+    with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
+        stub = pb_grpc.FaceServiceStub(channel)
+        enrolled = stub.Enroll(pb.EnrollRequest(image=photo("img1.jpg")), timeout=30).embedding
+        before = scrape(face_server.metrics_port)
+        burst = pb.IdentifyRequest(
+            image=photo("img2.jpg"),
+            more_images=[photo("img1.jpg"), photo("img2.jpg")],
+            candidates=[pb.Candidate(id="me", embedding=enrolled)],
+        )
+        assert stub.Identify(burst, timeout=60).frames == 3
+    after = scrape(face_server.metrics_port)
+    stage = "facesvc_engine_stage_seconds_count"
+    for name in ("detect", "quality", "embed"):
+        assert value(after, stage, stage=name) - value(before, stage, stage=name) == 3, name
+
+
 def test_metrics_endpoint_closes_after_the_server_has_drained() -> None:
     settings = Settings(port=0, host="127.0.0.1", metrics_port=0)
     face_server = start_server(settings, FaceEngine(settings))

@@ -7,6 +7,7 @@ every method is thread-safe.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import math
 import os
@@ -517,7 +518,12 @@ class FaceEngine:
         if not more or self._burst is None:
             face = self.analyse(first, selection, should_stop, mode)
             return face, [self.analyse(m, selection, should_stop, mode).embedding for m in more]
-        pending = [self._burst.submit(self.analyse, m, selection, should_stop, mode) for m in more]
+        # Each frame runs in a copy of the caller's context, so what the caller keeps there
+        # (the request's metrics and log fields) follows the frame to its thread.
+        pending = [
+            self._burst.submit(contextvars.copy_context().run, self.analyse, m, selection, should_stop, mode)
+            for m in more
+        ]
         try:
             face = self.analyse(first, selection, should_stop, mode)
             return face, [future.result().embedding for future in pending]
