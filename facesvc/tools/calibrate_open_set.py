@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import math
 import sys
@@ -41,7 +40,7 @@ from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.matching.open_set import load_tables
 from facesvc.errors import FaceServiceError
-from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, distance_matrix, tsv
+from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, distance_matrix, embedding_key, tsv
 
 TABLE = Path(__file__).resolve().parents[1] / "engine" / "matching" / "open_set_table.json"
 #: The gallery sizes measured directly (sampled galleries of N people, strangers = others).
@@ -85,9 +84,7 @@ def importer_settings(model: str = "SFace") -> Settings:
 def embed(folder: Path, settings: Settings, cache: Path, mirrors: bool = True) -> Embedded:
     """Every photo of IDENTITIES.tsv, and (with `mirrors`) its mirror image, through
     FaceEngine.analyse; a mirror left out is NaN."""
-    # Identify's rule does not change an embedding (and the table may not exist yet).
-    plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
-    key = hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
+    key = embedding_key(folder, settings)
     path = cache / f"open-set-{folder.name}-{settings.model}-{key}{'' if mirrors else '-no-mirrors'}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)

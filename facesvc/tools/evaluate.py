@@ -254,15 +254,20 @@ def cross_validated(distances: np.ndarray, same: np.ndarray, folds: int = 10) ->
     return float(np.mean(accuracies))
 
 
+def embedding_key(folder: Path, settings: Settings) -> str:
+    """What names a set's cached embeddings: the folder and every setting that can change
+    an embedding (Identify's decision settings change none, and the open-set table may not
+    exist yet when the calibration embeds)."""
+    plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
+    return hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
+
+
 def _cached(folder: Path, settings: Settings, cache: Path | None, embed: Any) -> Embedded:
     """Embeddings from `cache` (a folder outside the repository) when the same set was
     embedded under the same settings before, else from the service."""
     if cache is None:
         return embed()  # type: ignore[no-any-return]
-    # Identify's decision settings change no embedding.
-    plain = settings.model_dump_json(exclude={"identify_fpir", "identify_undecided_margin"})
-    key = hashlib.sha256(f"{folder.resolve()}|{plain}".encode()).hexdigest()[:16]
-    path = cache / f"facesvc-eval-{folder.name}-{key}.npz"
+    path = cache / f"facesvc-eval-{folder.name}-{embedding_key(folder, settings)}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)
         return Embedded(
