@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import random
 import socket
 import subprocess
@@ -26,10 +27,20 @@ import grpc
 import httpx
 import numpy as np
 import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
+from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.http.failures import Failures
+from facesvc.http.protocol import protocol_class
+from facesvc.http.server import bind, limits_of
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests.conftest import CELEBS, log_lines, photo, rejection, spawn_server
@@ -221,7 +232,7 @@ def test_invalid_http_is_400_and_closed(door: Door) -> None:
 # ---- JSON shape --------------------------------------------------------------------------
 
 
-def test_deep_or_wide_json_is_400_request_invalid(door: Door) -> None:
+def test_deep_or_wide_json_is_400_request_invalid(door: Door, caplog: pytest.LogCaptureFixture) -> None:
     image = base64.b64encode(photo("img1.jpg")).decode()
     deep = "[" * 100_000 + "]" * 100_000
     wide = "[" + ",".join(["[]"] * 1_200_000) + "]"
@@ -248,12 +259,22 @@ def test_deep_or_wide_json_is_400_request_invalid(door: Door) -> None:
         response = http.post("/v1/faces:identify", json={"image": image, "candidates": candidates})
         assert response.status_code == 200, response.text[:300]
         assert response.json()["matches"][0]["id"] == "me"
+    assert not unexpected(caplog)
 
 
 # ---- slow and silent clients -------------------------------------------------------------
 
 
-def test_slow_and_silent_clients_are_cut_off(door: Door) -> None:
+def unexpected(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Records of an unexpected failure: facesvc's own 500 line, or uvicorn's."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.ERROR and r.name in ("facesvc.http", "uvicorn.error")
+    ]
+
+
+def test_slow_and_silent_clients_are_cut_off(door: Door, caplog: pytest.LogCaptureFixture) -> None:
     header_s, body_s = LIMITS["http_header_timeout_seconds"], LIMITS["http_body_timeout_seconds"]
     idle_s = LIMITS["http_keepalive_seconds"]
     head = request("POST", "/v1/faces:enroll", "content-type: application/json", "content-length: 100000")
@@ -286,9 +307,10 @@ def test_slow_and_silent_clients_are_cut_off(door: Door) -> None:
     assert silent.status is None and silent.closed and silent.seconds < header_s + SLACK
     kept = checks["idle keep-alive"]
     assert kept.status == 200 and kept.closed and idle_s <= kept.seconds < idle_s + SLACK
-    # The service is unharmed.
+    # The service is unharmed, and a handler cut off while reading is no failure.
     with client(door.url) as http:
         assert http.get("/health").status_code == 200
+    assert not unexpected(caplog)
 
 
 def test_open_connections_are_capped(door: Door) -> None:
@@ -469,3 +491,37 @@ def test_memory_stays_flat_through_the_http_door(process: list[subprocess.Popen[
     drain.join(timeout=10)
     failures = [line for line in logged if '"http_internal"' in line or "Exception in ASGI" in line]
     assert not failures, failures[:3]
+
+
+# ---- an unexpected failure ---------------------------------------------------------------
+
+
+def test_an_unexpected_failure_is_a_bare_500_logged_once_with_the_request_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No request of the service's own reaches a failure (the tests above), so a handler
+    that fails is mounted beside the door's middleware, in a real uvicorn with its protocol."""
+
+    async def broken(_request: Request) -> Response:
+        raise RuntimeError("a bug")
+
+    app = Starlette(routes=[Route("/broken", broken, methods=["POST"])], middleware=[Middleware(Failures)])
+    settings = Settings(**LIMITS)  # type: ignore[arg-type]
+    config = uvicorn.Config(app, log_config=None, lifespan="off", http=protocol_class(limits_of(settings)))
+    server = uvicorn.Server(config)
+    sock = bind("127.0.0.1", 0, False)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    try:
+        with client(f"http://127.0.0.1:{sock.getsockname()[1]}") as http:
+            response = http.post("/broken", json={"x": 1}, headers={"x-request-id": "hostile-test-1"})
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    assert response.status_code == 500
+    assert response.json() == {"code": 13, "message": "Internal error.", "details": []}
+    assert response.headers["x-request-id"] == "hostile-test-1"
+    lines = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [(r.name, getattr(r, "request_id", None)) for r in lines] == [("facesvc.http", "hostile-test-1")]
