@@ -32,7 +32,7 @@ from facesvc.rpc.wire import parse_identify
 class App(Calls):
     """The handlers, over one Door."""
 
-    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits | None = None) -> None:
+    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits) -> None:
         super().__init__(door, worker_threads, limits)
         self.routes = routes()
         self.openapi = openapi.document(self.routes)
@@ -98,7 +98,7 @@ class App(Calls):
         return table
 
 
-def create_app(door: Door, worker_threads: int, limits: HttpLimits | None = None) -> Starlette:
+def create_app(door: Door, worker_threads: int, limits: HttpLimits) -> Starlette:
     """The ASGI application serving `door`; an unexpected failure anywhere in it is a
     bare 500, logged once (facesvc.http.failures)."""
     return Starlette(

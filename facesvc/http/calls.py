@@ -106,9 +106,9 @@ def status_response(answer: Answer) -> JSONResponse:
 class Calls:
     """Servicer calls through one Door, on at most `worker_threads` threads at once."""
 
-    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits | None = None) -> None:
+    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits) -> None:
         self.door = door
-        self.limits = limits or HttpLimits()
+        self.limits = limits
         self.limiter = anyio.CapacityLimiter(worker_threads)
 
     async def run(

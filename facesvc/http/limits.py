@@ -22,9 +22,9 @@ _OPEN = np.frombuffer(b"[{", np.uint8)
 class HttpLimits:
     """facesvc.config's http_max_json_* and http_websocket_idle_seconds."""
 
-    max_json_depth: int = 32
-    max_json_values: int = 1_000_000
-    websocket_idle_seconds: float = 10.0
+    max_json_depth: int
+    max_json_values: int
+    websocket_idle_seconds: float
 
 
 def check_json(data: bytes | str, limits: HttpLimits, what: str = "The body") -> None:
