@@ -230,6 +230,44 @@ class Settings(BaseSettings):
     host's address with the same API keys, TLS files and limits; 0 turns it off, -1 picks
     a free one."""
 
+    http_max_header_bytes: int = Field(16 * 1024, ge=1024)
+    """Largest request line and headers of an HTTP request, in bytes (431 beyond): h11's
+    and uvicorn's limit; nginx allows 8 KiB a line, Envoy 60 KiB in all."""
+
+    http_max_headers: int = Field(100, ge=8)
+    """Most headers one HTTP request may carry (431 beyond): Envoy's default."""
+
+    http_header_timeout_seconds: float = Field(10.0, gt=0)
+    """Seconds an HTTP request's line and headers may take to arrive, from its first byte
+    (or from the connection's opening); then 408 and the connection closed (nginx's
+    client_header_timeout, 60 s, is for proxies in front of slow links)."""
+
+    http_body_timeout_seconds: float = Field(20.0, gt=0)
+    """Seconds an HTTP request's body may take to arrive once its headers have (408 and
+    closed beyond): a 10 MiB body needs 0.5 MiB/s, a phone's 2 MB photo 100 kB/s. With
+    the header timeout, a request trickled a byte a second is cut off within 30 s."""
+
+    http_keepalive_seconds: float = Field(75.0, gt=0)
+    """Seconds an idle HTTP keep-alive connection stays open (nginx's keepalive_timeout);
+    longer than a load balancer's usual 60 s idle timeout, so it is the balancer that closes."""
+
+    http_max_connections: int = Field(512, ge=1)
+    """Open HTTP connections (WebSockets included) served at once in each process; one
+    more is answered 429 OVERLOADED with Retry-After and closed (nginx's worker_connections)."""
+
+    http_max_json_depth: int = Field(32, ge=2, le=100)
+    """Deepest nesting of arrays and objects in a JSON body or form field (400
+    REQUEST_INVALID beyond); facesvc's deepest message needs 5."""
+
+    http_max_json_values: int = Field(1_000_000, ge=1000)
+    """Most values (numbers, strings, arrays, objects) in a JSON body or form field (400
+    REQUEST_INVALID beyond), counted before parsing: a gallery of 7,000 128-value
+    embeddings fits; ten million empty arrays (250 MB of Python lists) do not."""
+
+    http_websocket_idle_seconds: float = Field(10.0, gt=0)
+    """Seconds a liveness WebSocket may wait for the caller's next message; then the
+    session ends (LIVENESS_SESSION_INVALID) and the socket closes."""
+
     max_connection_age_seconds: float | None = Field(None, gt=0)
     """Close each client connection after about this long (GOAWAY; calls in flight get
     grace_seconds to finish) so clients balancing over a headless Service re-resolve DNS

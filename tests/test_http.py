@@ -303,11 +303,11 @@ def test_a_body_that_is_not_the_message_and_one_over_the_limit_are_refused(
     assert response.status_code == 400 and reason_of(response.json())[0] == "REQUEST_INVALID"
     too_large = door.settings.max_message_bytes + 1
     response = http.post("/v1/faces:enroll", content=b"{" + b" " * too_large + b"}")
-    assert response.status_code == 429
+    assert response.status_code == 413 and "retry-after" not in response.headers  # not to be retried
     reason, metadata = reason_of(response.json())
     assert reason == "MESSAGE_TOO_LARGE" and int(metadata["size_bytes"]) > door.settings.max_message_bytes
     response = http.post("/enroll", files={"image": b"\xff" * too_large})
-    assert response.status_code == 429 and response.json()["reason"] == "MESSAGE_TOO_LARGE"
+    assert response.status_code == 413 and response.json()["reason"] == "MESSAGE_TOO_LARGE"
 
 
 def test_both_doors_share_the_concurrency_limit_and_the_metrics(
@@ -321,8 +321,10 @@ def test_both_doors_share_the_concurrency_limit_and_the_metrics(
     try:
         response = http.post("/v1/faces:enroll", json={"image": b64(photo("img1.jpg"))})
         assert response.status_code == 429 and reason_of(response.json())[0] == "OVERLOADED"
+        assert response.headers["retry-after"] == "1"
         legacy = http.post("/enroll", files={"image": photo("img1.jpg")})
         assert legacy.status_code == 429 and legacy.json()["reason"] == "OVERLOADED"
+        assert legacy.headers["retry-after"] == "1"
         with pytest.raises(grpc.RpcError) as refused:
             grpc_stub.Enroll(pb.EnrollRequest(image=photo("img1.jpg")), timeout=30)
         assert rejection(refused.value)[1] == "OVERLOADED"

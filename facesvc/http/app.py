@@ -13,6 +13,7 @@ from typing import Any
 
 from google.protobuf import json_format
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
@@ -21,6 +22,8 @@ from facesvc import errors
 from facesvc.http import legacy, liveness, openapi
 from facesvc.http.calls import Calls, answer_headers, parse_json, read_body, status_response, to_json
 from facesvc.http.door import Door
+from facesvc.http.failures import Failures
+from facesvc.http.limits import HttpLimits, check_json
 from facesvc.http.routes import Route as RpcRoute
 from facesvc.http.routes import routes
 from facesvc.rpc.wire import parse_identify
@@ -29,8 +32,8 @@ from facesvc.rpc.wire import parse_identify
 class App(Calls):
     """The handlers, over one Door."""
 
-    def __init__(self, door: Door, worker_threads: int) -> None:
-        super().__init__(door, worker_threads)
+    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits) -> None:
+        super().__init__(door, worker_threads, limits)
         self.routes = routes()
         self.openapi = openapi.document(self.routes)
 
@@ -43,8 +46,11 @@ class App(Calls):
                 body, size = await read_body(request, self.door.max_message_bytes)
                 if size <= self.door.max_message_bytes:
                     try:
+                        check_json(body, self.limits)
                         parse_json(body, message)
-                    except (json_format.ParseError, UnicodeDecodeError) as error:
+                    except errors.RequestInvalidError as error:
+                        refusal = error
+                    except (json_format.ParseError, UnicodeDecodeError, RecursionError) as error:
                         refusal = errors.RequestInvalidError(
                             f"The body is not a {route.request_type.DESCRIPTOR.full_name} in JSON: {error}"[
                                 :300
@@ -92,6 +98,9 @@ class App(Calls):
         return table
 
 
-def create_app(door: Door, worker_threads: int) -> Starlette:
-    """The ASGI application serving `door`."""
-    return Starlette(routes=App(door, worker_threads).starlette_routes())
+def create_app(door: Door, worker_threads: int, limits: HttpLimits) -> Starlette:
+    """The ASGI application serving `door`; an unexpected failure anywhere in it is a
+    bare 500, logged once (facesvc.http.failures)."""
+    return Starlette(
+        routes=App(door, worker_threads, limits).starlette_routes(), middleware=[Middleware(Failures)]
+    )

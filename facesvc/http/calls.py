@@ -16,7 +16,8 @@ from starlette.responses import JSONResponse
 
 from facesvc.http.context import Metadata
 from facesvc.http.door import Answer, Door
-from facesvc.http.status import http_code, status_json
+from facesvc.http.limits import HttpLimits
+from facesvc.http.status import http_code, refusal_headers, status_json
 from facesvc.rpc.request_log import REQUEST_ID_KEY
 
 # Parsed forms stay in memory: a photo must never reach a temporary file. The body is
@@ -86,7 +87,10 @@ def parse_json(body: bytes, message: Any) -> None:
 
 
 def answer_headers(answer: Answer) -> dict[str, str]:
-    return {REQUEST_ID_KEY: answer.request_id} if answer.request_id else {}
+    headers = {REQUEST_ID_KEY: answer.request_id} if answer.request_id else {}
+    if answer.status is not None:
+        headers.update(refusal_headers(answer.status))
+    return headers
 
 
 def to_json(message: Any) -> dict[str, Any]:
@@ -102,8 +106,9 @@ def status_response(answer: Answer) -> JSONResponse:
 class Calls:
     """Servicer calls through one Door, on at most `worker_threads` threads at once."""
 
-    def __init__(self, door: Door, worker_threads: int) -> None:
+    def __init__(self, door: Door, worker_threads: int, limits: HttpLimits) -> None:
         self.door = door
+        self.limits = limits
         self.limiter = anyio.CapacityLimiter(worker_threads)
 
     async def run(

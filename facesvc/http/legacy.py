@@ -27,7 +27,8 @@ from facesvc.http.calls import Calls, peer_of, read_body, to_json
 from facesvc.http.calls import metadata_of as headers_of
 from facesvc.http.context import to_proto
 from facesvc.http.door import Answer
-from facesvc.http.status import http_code, metadata_of, reason_of, status_json
+from facesvc.http.limits import check_json
+from facesvc.http.status import http_code, metadata_of, reason_of, refusal_headers, status_json
 from facesvc.rpc.status import status_for
 from facesvc.rpc.wire import parse_identify
 from facesvc.v1 import face_service_pb2 as pb
@@ -96,6 +97,7 @@ def _refusal(answer: Answer, **fields: Any) -> Response:
         timestamp=timestamp(),
     )
     headers = {"x-request-id": answer.request_id} if answer.request_id else {}
+    headers.update(refusal_headers(answer.status))
     return JSONResponse(body, 200 if no_face else http_code(answer.status), headers)
 
 
@@ -136,10 +138,10 @@ def verify(app: Calls) -> Callable[[Request], Any]:
         stored = pb.Embedding()
         if form is not None and refusal is None:
             try:
-                stored = embedding_of(
-                    str(form.get("stored_embedding") or ""), "stored_embedding", app.door.describe().model
-                )
-            except errors.EmbeddingInvalidError as error:
+                text = str(form.get("stored_embedding") or "")
+                check_json(text, app.limits, "stored_embedding")
+                stored = embedding_of(text, "stored_embedding", app.door.describe().model)
+            except (errors.EmbeddingInvalidError, errors.RequestInvalidError) as error:
                 refusal = error
         answer = await app.run(
             "Verify",
@@ -194,9 +196,11 @@ def identify(app: Calls) -> Callable[[Request], Any]:
         top_k = 0
         if form is not None and refusal is None:
             try:
-                candidates = gallery_of(str(form.get("gallery") or ""), app.door.describe().model)
+                text = str(form.get("gallery") or "")
+                check_json(text, app.limits, "gallery")
+                candidates = gallery_of(text, app.door.describe().model)
                 top_k = int(str(form.get("top_k") or 0))
-            except errors.EmbeddingInvalidError as error:
+            except (errors.EmbeddingInvalidError, errors.RequestInvalidError) as error:
                 refusal = error
             except ValueError:
                 refusal = errors.RequestInvalidError("top_k is not a whole number.")

@@ -3,7 +3,8 @@ stream message each way (protobuf's JSON mapping of CheckLivenessRequest and
 CheckLivenessResponse). A refusal is sent as `{"error": <google.rpc.Status>}` before
 the socket closes (code 1000 after a result, 1008 after a refusal). A browser cannot set
 headers on a WebSocket, so the API key may also come as the `access_token` query
-parameter here."""
+parameter here. A session whose caller sends nothing for http_websocket_idle_seconds
+ends LIVENESS_SESSION_INVALID."""
 
 from __future__ import annotations
 
@@ -63,7 +64,13 @@ def endpoint(app: Calls, route: Route) -> Callable[[WebSocket], Any]:
         async def receive() -> None:
             try:
                 while True:
-                    text = await websocket.receive_text()
+                    with anyio.move_on_after(app.limits.websocket_idle_seconds) as idle:
+                        text = await websocket.receive_text()
+                    if idle.cancelled_caught:
+                        # A caller that sends nothing holds a worker thread: the session
+                        # ends as one whose next message was not a frame.
+                        incoming.put(_broken("idle"))
+                        return
                     message = pb.CheckLivenessRequest()
                     try:
                         json_format.Parse(text, message)

@@ -14,6 +14,8 @@ import uvicorn
 from facesvc.config import Settings
 from facesvc.http.app import create_app
 from facesvc.http.door import Door
+from facesvc.http.limits import HttpLimits
+from facesvc.http.protocol import Limits, protocol_class
 from facesvc.rpc.server import FaceServer
 
 log = logging.getLogger("facesvc.server")
@@ -47,6 +49,26 @@ def bind(host: str, port: int, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def http_limits_of(settings: Settings) -> HttpLimits:
+    """The limits the handlers apply (facesvc.http.limits)."""
+    return HttpLimits(
+        max_json_depth=settings.http_max_json_depth,
+        max_json_values=settings.http_max_json_values,
+        websocket_idle_seconds=settings.http_websocket_idle_seconds,
+    )
+
+
+def limits_of(settings: Settings) -> Limits:
+    """The connection-level limits of the HTTP door (facesvc.http.protocol)."""
+    return Limits(
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout=settings.http_header_timeout_seconds,
+        body_timeout=settings.http_body_timeout_seconds,
+        max_connections=settings.http_max_connections,
+    )
+
+
 class HttpServer:
     """Bound at construction (so `port` is known), serving after `start()`."""
 
@@ -59,7 +81,7 @@ class HttpServer:
             settings.max_message_bytes,
             open_probes=not settings.auth_probes,
         )
-        app = create_app(door, settings.worker_threads)
+        app = create_app(door, settings.worker_threads, http_limits_of(settings))
         tls = settings.tls_cert_file is not None and settings.tls_key_file is not None
         config = uvicorn.Config(
             app,
@@ -75,7 +97,10 @@ class HttpServer:
             ssl_ca_certs=str(settings.tls_client_ca_file) if settings.tls_client_ca_file else None,
             ssl_cert_reqs=ssl.CERT_REQUIRED if settings.tls_client_ca_file else ssl.CERT_NONE,
             limit_concurrency=None,
-            http="httptools",  # C parser: a 3 MB JSON body costs h11 tens of ms in Python
+            timeout_keep_alive=settings.http_keepalive_seconds,  # type: ignore[arg-type]
+            # httptools (C parser: a 3 MB JSON body costs h11 tens of ms in Python), with
+            # the header, time and connection limits uvicorn has no option for.
+            http=protocol_class(limits_of(settings)),
         )
         config.load()
         self._server = uvicorn.Server(config)

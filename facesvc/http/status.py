@@ -36,13 +36,24 @@ HTTP_CODES: dict[grpc.StatusCode, int] = {
 }
 _BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
+#: Reasons whose HTTP code is not their gRPC code's: RESOURCE_EXHAUSTED is 429 (retry
+#: later) for overload, but a body too large must not be retried as it is (nginx, Envoy).
+HTTP_CODES_BY_REASON: dict[str, int] = {"MESSAGE_TOO_LARGE": 413}
+#: Seconds a 429 asks the caller to wait before retrying (Retry-After).
+RETRY_AFTER_SECONDS = 1
+
 
 def code_of(status: status_pb2.Status) -> grpc.StatusCode:
     return _BY_NUMBER.get(status.code, grpc.StatusCode.UNKNOWN)
 
 
 def http_code(status: status_pb2.Status) -> int:
-    return HTTP_CODES[code_of(status)]
+    return HTTP_CODES_BY_REASON.get(reason_of(status)) or HTTP_CODES[code_of(status)]
+
+
+def refusal_headers(status: status_pb2.Status) -> dict[str, str]:
+    """Retry-After on a 429 (overload, a throttled caller): the one refusal to retry."""
+    return {"retry-after": str(RETRY_AFTER_SECONDS)} if http_code(status) == 429 else {}
 
 
 def status_json(status: status_pb2.Status) -> dict[str, Any]:
