@@ -215,7 +215,7 @@ def unlabelled_blinks(shared: Path) -> None:
     nuaa = shared / "pad" / "nuaa" / "ImposterRaw"
     frames_total, found = 0, 0
     for subject in sorted(p for p in nuaa.iterdir() if p.is_dir()):
-        prints = [cv2.imread(str(p)) for p in sorted(subject.glob("*.jpg"))]
+        prints = [image for p in sorted(subject.glob("*.jpg")) if (image := cv2.imread(str(p))) is not None]
         found += len(_detected(_states(prints), []))
         frames_total += len(prints)
     minutes = frames_total / 15 / 60  # sent as a 15 fps sequence

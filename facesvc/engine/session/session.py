@@ -555,7 +555,7 @@ class LivenessSession:
             return self._check_deadline(capture_time)
         prompt, progress = self._prompts[self._current], self._progress
         if prompt.challenge is Challenge.BLINK:
-            since = progress.started_at or capture_time
+            since = progress.started_at or 0.0  # set by this prompt's first frame
             progress.value = 1.0 if self._blinks.blinked_since(since) else 0.5 * self._blinks.closing()
         else:
             wanted = 1.0 if prompt.challenge is Challenge.TURN_LEFT else -1.0
