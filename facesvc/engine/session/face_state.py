@@ -28,8 +28,9 @@ from facesvc.engine.runtime.pool import InstancePool
 from facesvc.engine.session.eye_texture import eye_texture
 from facesvc.engine.types import Box, Image, Landmarks
 
-#: Eye aspect ratio below which one frame's eyes count as closed, and above which as open
-#: again: a blink is open -> closed -> open. Relative to the person's own open-eye level
+#: The single-signal blink rule sessions used before facesvc.engine.session.blinks (kept
+#: for calibrate_liveness's comparison). Eye aspect ratio below which one frame's eyes
+#: count as closed, and above which as open again: a blink is open -> closed -> open. Relative to the person's own open-eye level
 #: (the session's median), so that glasses and eye shape matter less. The mesh's eyelids
 #: close less than a person's do (a closed eye reads about 0.77-0.89 of the open level),
 #: hence thresholds near 1.
