@@ -350,6 +350,21 @@ class Settings(BaseSettings):
     liveness_failure_window_seconds: float = Field(180.0, gt=0)
     """The window failed liveness sessions are counted in."""
 
+    liveness_min_live_frames: int = Field(20, ge=1, le=1000)
+    """Frames a liveness session must have judged live by the presentation-attack stage
+    (under `enforce`; under `report` or `off`, frames with a usable face) before it can
+    pass, even when every prompt was met earlier: a replay the stage mostly refuses meets
+    the share rule before it can pass (docs/LIVENESS.md, "Evidence before a pass")."""
+
+    liveness_min_live_seconds: float = Field(1.5, ge=0, le=30)
+    """Capture seconds those frames must span, first to last, before a session can pass."""
+
+    liveness_allow_replayable_prompts: bool = False
+    """Allow liveness_challenges that a pre-recorded video can pass (no turn challenge, or
+    only one kind of challenge: a recording of a person blinking naturally passes a
+    blink-only session). Without it such a configuration fails at start-up; with it the
+    server logs a warning and Health publishes it (docs/LIVENESS.md measures the rates)."""
+
     @field_validator("model", "detector")
     @classmethod
     def _not_blank(cls, value: str) -> str:
@@ -400,12 +415,28 @@ class Settings(BaseSettings):
             raise ValueError(f"http_port {self.http_port} is taken by port or metrics_port")
         if not self.liveness_challenges:
             raise ValueError("liveness_challenges needs at least one challenge")
+        weakness = self.liveness_replayable
+        if weakness and not self.liveness_allow_replayable_prompts:
+            raise ValueError(
+                f"liveness_challenges {','.join(self.liveness_challenges)}: {weakness}; "
+                "set liveness_allow_replayable_prompts to run it anyway"
+            )
         if self.liveness_min_frame_rate >= self.liveness_max_frame_rate:
             raise ValueError("liveness_min_frame_rate must be below liveness_max_frame_rate")
         key = self.liveness_token_key
         if key is not None and len(key.get_secret_value().encode()) < 32:
             raise ValueError("liveness_token_key must be at least 32 bytes")
         return self
+
+    @property
+    def liveness_replayable(self) -> str:
+        """Why liveness_challenges can be passed by a pre-recorded video; "" when they resist one."""
+        kinds = set(self.liveness_challenges)
+        if not kinds & {"turn_left", "turn_right"}:
+            return "without a turn prompt a recording of a person blinking naturally passes"
+        if len(kinds) < 2:
+            return "with one kind of prompt a recording that shows it passes"
+        return ""
 
     @property
     def template_mode(self) -> str:

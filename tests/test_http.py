@@ -70,7 +70,13 @@ class Door:
 
 @pytest.fixture(scope="module")
 def door(engine: FaceEngine) -> Iterator[Door]:
-    opened = Door(engine, liveness_challenges=("blink",), liveness_prompts=2, liveness_prompt_seconds=10)
+    opened = Door(
+        engine,
+        liveness_challenges=("blink",),
+        liveness_allow_replayable_prompts=True,
+        liveness_prompts=2,
+        liveness_prompt_seconds=10,
+    )
     yield opened
     opened.stop()
 

@@ -68,6 +68,7 @@ def kiosk_url(engine: FaceEngine) -> Iterator[str]:
         host="127.0.0.1",
         http_port=-1,
         liveness_challenges=("blink",),
+        liveness_allow_replayable_prompts=True,
         liveness_prompts=2,
         liveness_prompt_seconds=12,
         # Two cores shared with the browser: the page's pace may dip below the default 5 fps.

@@ -12,6 +12,7 @@ import asyncio
 import datetime
 import itertools
 import json
+import logging
 import secrets
 import threading
 import time
@@ -25,9 +26,11 @@ import cv2
 import grpc
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.session.evidence import LiveEvidence
 from facesvc.engine.session.face_state import MeshFaceState
 from facesvc.engine.session.session import (
     Challenge,
@@ -37,6 +40,7 @@ from facesvc.engine.session.session import (
     draw_prompts,
 )
 from facesvc.rpc.server import FaceServer
+from facesvc.tools import replay_liveness
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from facesvc_client import (
@@ -61,6 +65,10 @@ OTHER_BLINK_CLIP = LIVENESS / "blink" / "mahie_test_1.avi"
 SECOND_PERSON_CLIP = LIVENESS / "blink" / "soniya_test_3.avi"
 TURN_CLIP = LIVENESS / "head-turn" / "head_turns.mp4"
 NUAA_PRINTS = SHARED / "pad" / "nuaa" / "ImposterRaw" / "0001"
+#: Live selfie videos replayed on a phone (or a screen) and filmed: ../shared/pad/screens.
+REPLAYS = sorted(
+    p for p in (SHARED / "pad" / "screens").glob("*/attack/**/*") if p.suffix.lower() in (".mp4", ".mov")
+)
 KEY = "liveness-test-key-" + "k" * 32
 
 #: Turn segments of the head-turn clip: found with
@@ -264,7 +272,14 @@ def test_a_session_takes_sealed_templates_and_hands_its_embedding_out_sealed(
 def test_a_person_who_blinks_as_asked_passes_and_matches_another_recording(
     servers: Servers, blink_clip: Clip
 ) -> None:
-    server = servers.start(liveness_challenges="blink", liveness_prompts=2)
+    # More evidence than the default asks for: the session must keep taking frames after
+    # both blinks (the actor keeps blinking as asked) and pass once it has them.
+    server = servers.start(
+        liveness_challenges="blink",
+        liveness_prompts=2,
+        liveness_allow_replayable_prompts=True,
+        liveness_min_live_frames=90,
+    )
     runs = [(s, e) for s, e in blink_runs(BLINK_CLIP) if s >= 12 and e + 8 < len(blink_clip.frames)]
     assert len(runs) >= 4
     segments = {Challenge.BLINK: [range(s - 12, e + 8) for s, e in runs]}
@@ -280,6 +295,8 @@ def test_a_person_who_blinks_as_asked_passes_and_matches_another_recording(
     feedback = [e for e in actor.events if hasattr(e, "advice")]
     # (the frame that ended the session was answered by the result itself)
     assert len(feedback) == result.frames - 1 and any(0 < e.progress < 1 for e in feedback)
+    # Both prompts were met before the evidence was: the session waited for it.
+    assert result.frames >= 90 and any(e.prompts_met == 2 for e in feedback), result.frames
 
 
 # ---- attacks ---------------------------------------------------------------------------
@@ -428,6 +445,66 @@ def test_a_print_attack_sequence_fails_by_the_passive_stage(default_server: Face
             ((p.read_bytes(), n / 15) for n, p in enumerate(prints)), frame_rate=15
         )
     assert not result.passed and result.failure == "PRESENTATION_ATTACK", result
+
+
+def test_phone_and_screen_replays_fail_a_blink_session_from_every_start(servers: Servers) -> None:
+    """A blink-only session (allowed by its setting): each replay of ../shared/pad/screens,
+    looped as a virtual camera plays it, from two start points. The evidence rule keeps the
+    session open until the stage has judged enough frames: a replay it mostly refuses
+    cannot pass in a lucky handful (a held-out one once did, in 7 frames)."""
+    assert len(REPLAYS) >= 6, REPLAYS
+    server = servers.start(
+        liveness_challenges="blink", liveness_allow_replayable_prompts=True, liveness_failure_threshold=1000
+    )
+    outcomes = {}
+    with client_of(server) as client:
+        for path in REPLAYS:
+            outcomes[path.parent.name + "/" + path.name] = replay_liveness.replay(client, path, 2)
+    assert not any("PASSED" in o for o in outcomes.values()), outcomes
+
+
+def test_looped_real_clips_fail_the_default_prompts(servers: Servers) -> None:
+    """Natural blinkers and the head-turn clip, looped and started at two points, against
+    the default prompts (a turn in every sequence): none passes."""
+    server = servers.start(liveness_failure_threshold=1000)
+    outcomes = {}
+    with client_of(server) as client:
+        for path in (BLINK_CLIP, OTHER_BLINK_CLIP, TURN_CLIP):
+            outcomes[path.name] = replay_liveness.replay(client, path, 2)
+    assert not any("PASSED" in o for o in outcomes.values()), outcomes
+
+
+def test_prompts_a_recording_can_pass_need_their_setting_and_are_published_in_health(
+    servers: Servers, default_server: FaceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    for challenges in ("blink", "turn_left"):
+        with pytest.raises(ValidationError, match="liveness_allow_replayable_prompts"):
+            Settings(liveness_challenges=challenges)
+    with caplog.at_level(logging.WARNING, logger="facesvc.liveness"):
+        server = servers.start(liveness_challenges="blink", liveness_allow_replayable_prompts=True)
+    assert any("pre-recorded video can pass" in r.getMessage() for r in caplog.records)
+    with client_of(server) as client:
+        assert "blinking" in client.health().liveness_replayable
+    with client_of(default_server) as client:
+        assert client.health().liveness_replayable == ""
+
+
+def test_a_pass_needs_enough_distinct_live_frames_over_enough_time() -> None:
+    policy = LivenessPolicy.of(Settings())
+    assert (policy.min_live_frames, policy.min_live_seconds) == (20, 1.5)
+    quick = LiveEvidence(policy.min_live_frames, policy.min_live_seconds)
+    for index in range(7):  # the held-out replay's 7 frames at 15 fps
+        quick.record(index / 15, live=True, repeated=False)
+    assert not quick.enough()
+    evidence = LiveEvidence(20, 1.5)
+    for index in range(30):  # every other frame refused, or repeated: not evidence
+        evidence.record(index / 15, live=index % 2 == 0, repeated=index % 4 == 2)
+    assert evidence.frames == 8 and not evidence.enough()
+    for index in range(30, 41):
+        evidence.record(index / 15, live=True, repeated=False)
+    assert evidence.frames == 19 and not evidence.enough()
+    evidence.record(41 / 15, live=True, repeated=False)
+    assert evidence.frames == 20 and evidence.seconds >= 1.5 and evidence.enough()
 
 
 # ---- broken streams and limits ------------------------------------------------------------

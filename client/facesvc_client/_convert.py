@@ -350,6 +350,7 @@ def health_result(message: pb.HealthResponse) -> Health:
         ),
         default_far=_f32(message.default_far),
         open_set=_open_set(message.open_set) if message.HasField("open_set") else None,
+        liveness_replayable=message.liveness_replayable,
     )
 
 

@@ -473,6 +473,9 @@ class Health:
     """The false-accept rate the default threshold was chosen for (0: unknown)."""
     open_set: OpenSetRule | None = None
     """Identify's open-set rule (None: off, or a service older than it)."""
+    liveness_replayable: str = ""
+    """Why the service's liveness prompts can be passed by a pre-recorded video ("" when
+    they resist one, or the service does not say)."""
 
     @property
     def serving(self) -> bool:

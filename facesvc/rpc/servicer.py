@@ -180,6 +180,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             operating_points=converters.operating_points_to_proto(info.operating_points),
             default_far=info.default_far,
             open_set=converters.open_set_to_proto(info.open_set),
+            liveness_replayable=self._sessions.replayable,
         )
 
     @guarded("Reseal")

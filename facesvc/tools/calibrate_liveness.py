@@ -25,6 +25,7 @@ import numpy as np
 
 from facesvc.engine.pipeline.detectors import YuNetDetector
 from facesvc.engine.session import face_state
+from facesvc.engine.session.blinks import BlinkDetector
 from facesvc.engine.session.face_state import FaceState, MeshFaceState
 
 
@@ -146,6 +147,83 @@ def blinks(data: Path) -> None:
     )
 
 
+def _detected(states: list[FaceState | None], times: list[float]) -> list[int]:
+    """The frames where the session's BlinkDetector saw a blink fall (frontal faces fed,
+    others interrupt it, as in a session)."""
+    detector = BlinkDetector()
+    for index, state in enumerate(states):
+        if state is None or abs(state.yaw) >= face_state.TURN_YAW / 2:
+            detector.interrupt()
+        else:
+            detector.observe(state.eye_openness, state.eye_texture, float(index))
+    del times
+    return [int(t) for t in detector.blinks]
+
+
+def detector_blinks(data: Path) -> None:
+    """The session's blink detector (facesvc.engine.session.blinks) on the labelled clips."""
+    print("\n## the session's blink detector (two signals, a blink's shape): per clip")
+    print("clip | labelled blinks | found | false")
+    labelled = hits = false = 0
+    all_minutes = 0.0
+    for video in sorted((data / "blink").glob("*.avi")):
+        labels = [line.strip() == "1" for line in video.with_suffix(".eyes_closed.csv").read_text().split()]
+        states = _states(_frames(video))
+        count = min(len(labels), len(states))
+        runs = _runs(labels[:count])
+        found = _detected(states[:count], [])
+        clip_hits = sum(any(s - 2 <= f <= e + 1 for f in found) for s, e in runs)
+        clip_false = sum(not any(s - 2 <= f <= e + 1 for s, e in runs) for f in found)
+        labelled, hits, false = labelled + len(runs), hits + clip_hits, false + clip_false
+        all_minutes += _minutes(video, count)
+        print(f"{video.stem} | {len(runs)} | {clip_hits} | {clip_false}")
+    print(
+        f"all | {labelled} | {hits} | {false} ({false / all_minutes:.2f} a minute over {all_minutes:.1f} min)"
+    )
+
+
+def _video_minutes(path: Path, frames: int) -> float:
+    capture = cv2.VideoCapture(str(path))
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    capture.release()
+    return frames / fps / 60.0
+
+
+def unlabelled_blinks(shared: Path) -> None:
+    """Blinks the detector sees where no labels exist: live selfie videos and their replays
+    (../shared/pad/screens: a replay shows the recorded person's real blinks), a still
+    (one frame with fresh camera-like noise each time) and NUAA print sequences (no eyes
+    that close: every blink there is false)."""
+    print("\n## blinks seen without labels: source | frames | minutes | blinks | per minute")
+    screens = shared / "pad" / "screens"
+    videos = sorted(p for p in screens.rglob("*") if p.suffix.lower() in (".mp4", ".mov", ".3gp"))
+    for kind in ("live", "attack"):
+        frames_total, minutes, found = 0, 0.0, 0
+        for video in (v for v in videos if f"/{kind}/" in str(v)):
+            frames = _frames(video)
+            found += len(_detected(_states(frames), []))
+            frames_total += len(frames)
+            minutes += _video_minutes(video, len(frames))
+        print(f"pad/screens {kind} videos | {frames_total} | {minutes:.2f} | {found} | {found / minutes:.2f}")
+    still = _frames(shared / "liveness" / "blink" / "mahie_test_1.avi")[5]
+    rng = np.random.default_rng(0)
+    noisy = [np.clip(still + rng.normal(0, 2, still.shape), 0, 255).astype(np.uint8) for _ in range(450)]
+    found = len(_detected(_states(noisy), []))
+    print(
+        f"a still with camera noise (mahie_test_1 frame 5), 30 fps | 450 | 0.25 | {found} | {found / 0.25:.2f}"
+    )
+    nuaa = shared / "pad" / "nuaa" / "ImposterRaw"
+    frames_total, found = 0, 0
+    for subject in sorted(p for p in nuaa.iterdir() if p.is_dir()):
+        prints = [image for p in sorted(subject.glob("*.jpg")) if (image := cv2.imread(str(p))) is not None]
+        found += len(_detected(_states(prints), []))
+        frames_total += len(prints)
+    minutes = frames_total / 15 / 60  # sent as a 15 fps sequence
+    print(
+        f"NUAA print sequences (all subjects, at 15 fps) | {frames_total} | {minutes:.2f} | {found} | {found / minutes:.2f}"
+    )
+
+
 def head_turn(data: Path) -> None:
     video = data / "head-turn" / "head_turns.mp4"
     frames = _frames(video)
@@ -174,11 +252,14 @@ def head_turn(data: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/liveness"))
-    parser.add_argument("--only", choices=("blink", "turn"))
+    parser.add_argument("--only", choices=("blink", "turn", "detector"))
     args = parser.parse_args()
-    if args.only != "turn":
+    if args.only in (None, "blink"):
         blinks(args.data)
-    if args.only != "blink":
+    if args.only in (None, "detector"):
+        detector_blinks(args.data)
+        unlabelled_blinks(args.data.parent)
+    if args.only in (None, "turn"):
         head_turn(args.data)
     cost = np.array(_COST) * 1000
     print(

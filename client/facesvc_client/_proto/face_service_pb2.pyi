@@ -394,7 +394,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -411,6 +411,7 @@ class HealthResponse(_message.Message):
     OPERATING_POINTS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_FAR_FIELD_NUMBER: _ClassVar[int]
     OPEN_SET_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_REPLAYABLE_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -427,7 +428,8 @@ class HealthResponse(_message.Message):
     operating_points: _containers.RepeatedCompositeFieldContainer[OperatingPoint]
     default_far: float
     open_set: OpenSetRule
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ...) -> None: ...
+    liveness_replayable: str
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")

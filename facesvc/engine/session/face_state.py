@@ -14,6 +14,7 @@ Thresholds: facesvc/tools/calibrate_liveness.py measures them on ../shared/liven
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ import numpy as np
 
 from facesvc.engine.runtime import weights
 from facesvc.engine.runtime.pool import InstancePool
+from facesvc.engine.session.eye_texture import eye_texture
 from facesvc.engine.types import Box, Image, Landmarks
 
-#: Eye aspect ratio below which one frame's eyes count as closed, and above which as open
-#: again: a blink is open -> closed -> open. Relative to the person's own open-eye level
+#: The single-signal blink rule sessions used before facesvc.engine.session.blinks (kept
+#: for calibrate_liveness's comparison). Eye aspect ratio below which one frame's eyes
+#: count as closed, and above which as open again: a blink is open -> closed -> open. Relative to the person's own open-eye level
 #: (the session's median), so that glasses and eye shape matter less. The mesh's eyelids
 #: close less than a person's do (a closed eye reads about 0.77-0.89 of the open level),
 #: hence thresholds near 1.
@@ -46,6 +49,8 @@ class FaceState:
     eye_openness: float
     #: -1..1; positive: nose towards the image's right.
     yaw: float
+    #: The eyes' edge energy (facesvc.engine.session.eye_texture); 0 when not measured.
+    eye_texture: float = 0.0
 
 
 class FaceStateEstimator(Protocol):
@@ -119,7 +124,9 @@ class MeshFaceState:
 
     def landmarks(self, image: Image, box: Box, landmarks: Landmarks | None = None) -> np.ndarray:
         """The mesh's 468 points (x, y, z) in its 192 px crop."""
-        crop = mesh_crop(image, box, landmarks)
+        return self._points(mesh_crop(image, box, landmarks))
+
+    def _points(self, crop: Image) -> np.ndarray:
         blob = cv2.dnn.blobFromImage(crop, 1.0 / 255.0, swapRB=True)  # RGB, 0..1
         with self._pool.borrow() as net:
             net.setInput(blob)
@@ -127,4 +134,6 @@ class MeshFaceState:
         return np.asarray(output, dtype=np.float32).reshape(MESH_POINTS, 3)
 
     def measure(self, image: Image, box: Box, landmarks: Landmarks | None = None) -> FaceState:
-        return state_from_mesh(self.landmarks(image, box, landmarks))
+        crop = mesh_crop(image, box, landmarks)
+        points = self._points(crop)
+        return dataclasses.replace(state_from_mesh(points), eye_texture=eye_texture(crop, points))

@@ -12,6 +12,7 @@ one's analysed face (its embedding, not its pixels), nothing is written anywhere
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 import time
@@ -21,7 +22,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from facesvc.config import Settings
@@ -33,7 +33,10 @@ from facesvc.engine.pipeline.presentation_attack import CHECK_NAME as ATTACK_CHE
 from facesvc.engine.pipeline.presentation_attack import AttackMode
 from facesvc.engine.session import face_state
 from facesvc.engine.session import token as liveness_token
+from facesvc.engine.session.blinks import BlinkDetector
+from facesvc.engine.session.evidence import LiveEvidence
 from facesvc.engine.session.face_state import FaceState, FaceStateEstimator
+from facesvc.engine.session.motion import StillWatch
 from facesvc.engine.types import (
     AnalysedFace,
     FaceSelection,
@@ -54,10 +57,9 @@ from facesvc.errors import (
     PresentationAttackError,
 )
 
-#: Frames of an identical face patch in a row (mean difference under STILL_DIFFERENCE grey
-#: levels on a 32 px patch; a live camera's noise alone gives 1-3) that end a session.
+_log = logging.getLogger("facesvc.liveness")
+#: Frames of an identical face patch in a row (facesvc.engine.session.motion) that end a session.
 STILL_FRAMES = 5
-STILL_DIFFERENCE = 0.4
 #: Byte-identical frames in a row that end a session: a real camera never sends one twice.
 REPEATED_FRAMES = 2
 #: Consecutive frames with a second comparable face that end a session.
@@ -127,6 +129,8 @@ class LivenessPolicy:
     #: The presentation-attack stage: OFF skips it, REPORT scores frames without failing
     #: a session, ENFORCE fails it past max_attack_share.
     attack_mode: AttackMode
+    min_live_frames: int = 20
+    min_live_seconds: float = 1.5
 
     @staticmethod
     def of(settings: Settings) -> LivenessPolicy:
@@ -147,6 +151,8 @@ class LivenessPolicy:
             detection_size=settings.liveness_detection_size,
             embed_share=settings.liveness_embed_share,
             attack_mode=AttackMode(settings.presentation_attack),
+            min_live_frames=settings.liveness_min_live_frames,
+            min_live_seconds=settings.liveness_min_live_seconds,
         )
 
 
@@ -250,8 +256,6 @@ class _Progress:
     """The current prompt's state."""
 
     started_at: float | None = None  # capture time of its first frame
-    saw_open: bool = False
-    saw_closed: bool = False
     value: float = 0.0
 
 
@@ -265,11 +269,8 @@ class _Track:
     last_usable: float | None = None
     last_digest: bytes = b""
     repeats: int = 0
-    last_patch: Any = None
-    still: int = 0
     multiple: int = 0
     yaws: list[float] = field(default_factory=list)
-    openness: deque[float] = field(default_factory=lambda: deque(maxlen=60))
     anchor: FloatArray | None = None
     mismatches: int = 0
     worst_distance: float = 0.0
@@ -326,6 +327,8 @@ class LivenessSession:
         self._current = 0
         self._progress = _Progress()
         self._track = _Track()
+        self._blinks, self._still = BlinkDetector(), StillWatch()
+        self._evidence = LiveEvidence(policy.min_live_frames, policy.min_live_seconds)
         self.frames = 0
         self.result: SessionResult | None = None
 
@@ -357,7 +360,8 @@ class LivenessSession:
         self.frames += 1
         try:
             feedback = self._frame(image, capture_time, should_stop)
-            result = self._finish() if self._current >= len(self._prompts) else None
+            done = self._current >= len(self._prompts) and self._evidence.enough()
+            result = self._finish() if done else None
         except _Ended as ended:
             feedback = self._feedback(Advice.OK, None)
             result = self._end(ended.failure, ended.detail)
@@ -399,7 +403,8 @@ class LivenessSession:
         except FaceServiceError as error:
             return self._unusable(error, capture_time)
         track.multiple = 0
-        self._judge_attack(face)
+        live = self._judge_attack(face) or policy.attack_mode is not AttackMode.ENFORCE
+        self._evidence.record(capture_time, live, repeated=track.repeats > 0)
         pixels = decode.decode(image, decode.read_header(image, min_size=1, max_size=1 << 16), 1)
         self._check_motion(pixels, face)
         state = self._estimator.measure(pixels, face.detection.box, face.detection.landmarks)
@@ -407,7 +412,7 @@ class LivenessSession:
         track.last_usable = capture_time
         frontal = abs(yaw) < face_state.TURN_YAW / 2
         if frontal:
-            track.openness.append(state.eye_openness)
+            self._blinks.observe(state.eye_openness, state.eye_texture, capture_time)
             # Embeddings cost most: the first frontal frame, then a random share of them
             # (an attacker cannot tell which frames are compared).
             if track.anchor is None or self._rng.random() < policy.embed_share:
@@ -417,6 +422,8 @@ class LivenessSession:
                 best = track.best
                 if best is None or face.quality.score > best.quality.score:
                     track.best = face
+        else:
+            self._blinks.interrupt()
         self._advance(state, yaw, frontal, capture_time)
         height, width = pixels.shape[:2]
         centre = face.detection.box.centre
@@ -480,18 +487,20 @@ class LivenessSession:
         self._check_deadline(capture_time)
         return self._feedback(advice, None)
 
-    def _judge_attack(self, face: AnalysedFace) -> None:
+    def _judge_attack(self, face: AnalysedFace) -> bool:
         """The stage's check on a usable face (under ENFORCE an attack frame was refused
-        before this, and counted in _unusable)."""
-        track = self._track
+        before this, and counted in _unusable); True when it judged the frame live."""
+        track, live = self._track, False
         for check in face.liveness:
             if check.name == ATTACK_CHECK_NAME and (check.passed or check.value > 0):  # value 0: not judged
                 track.scored += 1
                 track.live_scores.append(check.value)
                 track.attack_threshold = check.threshold
+                live = check.passed
                 if not check.passed:
                     track.attacks += 1
         self._attack_rule()
+        return live
 
     def _attack_rule(self, final: bool = False) -> None:
         track = self._track
@@ -504,19 +513,9 @@ class LivenessSession:
             )
 
     def _check_motion(self, pixels: Any, face: AnalysedFace) -> None:
-        track = self._track
-        box = face.detection.box
-        height, width = pixels.shape[:2]
-        x0, y0 = max(0, int(box.x)), max(0, int(box.y))
-        x1, y1 = min(width, int(box.x + box.width) + 1), min(height, int(box.y + box.height) + 1)
-        grey = cv2.cvtColor(pixels[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY)
-        patch = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-        if track.last_patch is not None:
-            difference = float(np.abs(patch - track.last_patch).mean())
-            track.still = track.still + 1 if difference < STILL_DIFFERENCE else 0
-            if track.still >= STILL_FRAMES:
-                raise _Ended(Failure.NO_MOTION, f"{track.still + 1} frames show the face without any motion")
-        track.last_patch = patch
+        still = self._still.frame(pixels, face.detection.box)
+        if still >= STILL_FRAMES:
+            raise _Ended(Failure.NO_MOTION, f"{still + 1} frames show the face without any motion")
 
     def _relative_yaw(self, state: FaceState) -> float:
         yaws = self._track.yaws
@@ -552,17 +551,12 @@ class LivenessSession:
     # ---- prompts ---------------------------------------------------------------------
 
     def _advance(self, state: FaceState, yaw: float, frontal: bool, capture_time: float) -> None:
+        if self._current >= len(self._prompts):  # met: waiting for evidence (LiveEvidence)
+            return self._check_deadline(capture_time)
         prompt, progress = self._prompts[self._current], self._progress
         if prompt.challenge is Challenge.BLINK:
-            if frontal and len(self._track.openness) >= 3:
-                ratio = state.eye_openness / float(np.median(self._track.openness))
-                if ratio > face_state.EYE_OPEN_RATIO:
-                    if progress.saw_closed:
-                        progress.value = 1.0
-                    progress.saw_open = True
-                elif ratio < face_state.EYE_CLOSED_RATIO and progress.saw_open:
-                    progress.saw_closed = True
-                    progress.value = 0.5
+            since = progress.started_at or 0.0  # set by this prompt's first frame
+            progress.value = 1.0 if self._blinks.blinked_since(since) else 0.5 * self._blinks.closing()
         else:
             wanted = 1.0 if prompt.challenge is Challenge.TURN_LEFT else -1.0
             turned = wanted * yaw / face_state.TURN_YAW
@@ -580,13 +574,14 @@ class LivenessSession:
 
     def _check_deadline(self, capture_time: float) -> None:
         started = self._progress.started_at
-        if self._current < len(self._prompts) and started is not None:
+        if started is not None and capture_time - started > self.policy.prompt_seconds:
+            if self._current >= len(self._prompts):
+                raise _Ended(Failure.PROMPT_TIMEOUT, f"every prompt met, but {self._evidence.shortfall()}")
             prompt = self._prompts[self._current]
-            if capture_time - started > prompt.timeout_seconds:
-                raise _Ended(
-                    Failure.PROMPT_TIMEOUT,
-                    f"prompt {prompt.index} ({prompt.challenge.value}) not met within {prompt.timeout_seconds:g} s",
-                )
+            raise _Ended(
+                Failure.PROMPT_TIMEOUT,
+                f"prompt {prompt.index} ({prompt.challenge.value}) not met within {prompt.timeout_seconds:g} s",
+            )
 
     def _feedback(self, advice: Advice, face: AnalysedFace | None) -> Feedback:
         index = min(self._current, len(self._prompts) - 1)
@@ -714,6 +709,9 @@ class LivenessSessions:
     ) -> None:
         self._engine = engine
         self.policy = LivenessPolicy.of(settings)
+        self.replayable = settings.liveness_replayable  # allowed by liveness_allow_replayable_prompts
+        if self.replayable:
+            _log.warning("liveness prompts a pre-recorded video can pass: %s", self.replayable)
         self._factory = estimator_factory or (lambda: face_state.MeshFaceState(settings.engine_slots))
         self._estimator: FaceStateEstimator | None = None
 
