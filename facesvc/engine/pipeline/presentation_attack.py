@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 
 from facesvc.engine.pipeline.attack_fusion import Fusion, load_fusion
-from facesvc.engine.pipeline.attack_signals import Signal, normalise, normalise_around
+from facesvc.engine.pipeline.attack_signals import Signal, normalise
 from facesvc.engine.pipeline.attack_signals.color_texture import ColorTextureSignal
 from facesvc.engine.pipeline.attack_signals.device_edges import DeviceEdgeSignal
 from facesvc.engine.pipeline.attack_signals.frequency import HighFrequencySignal, SpectralPeakSignal
@@ -191,13 +191,7 @@ class PresentationAttackDetector:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         raw = {"minifasnet": self._minifasnet.score(image, box)}
-        # Signals that read only the face's neighbourhood need only that region reduced.
-        reaches: list[float | None] = [getattr(signal, "reach", None) for signal in self._signals]
-        local = [r for r in reaches if r is not None]
-        if local and len(local) == len(reaches):
-            frame, frame_box = normalise_around(image, box, max(local))
-        else:
-            frame, frame_box = normalise(image, box)
+        frame, frame_box = normalise(image, box)
         for signal in self._signals:
             raw[signal.name] = signal.score(frame, frame_box)
         return raw

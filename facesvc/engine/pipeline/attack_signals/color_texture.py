@@ -70,7 +70,6 @@ class ColorTextureSignal:
     """Distance to the attack reference minus distance to the live reference: > 0 live-like."""
 
     name = "color_texture"
-    reach = 1.0
 
     def __init__(
         self, live_reference: npt.NDArray[np.float64], attack_reference: npt.NDArray[np.float64]

@@ -34,8 +34,6 @@ class HighFrequencySignal:
     """Share of spectral energy beyond a quarter of Nyquist (0-1): detail a recapture loses."""
 
     name = "high_frequency"
-    #: The share of the face box (about its centre) the signal reads.
-    reach = 0.8
 
     def score(self, image: Image, box: Box) -> float:
         power = _spectrum(image, box) ** 2
@@ -48,7 +46,6 @@ class SpectralPeakSignal:
     or moire shows as an isolated peak (higher: more like a screen)."""
 
     name = "spectral_peaks"
-    reach = 0.8
 
     def score(self, image: Image, box: Box) -> float:
         log_magnitude = np.log1p(_spectrum(image, box))
