@@ -17,6 +17,7 @@ import pytest
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests.conftest import CELEBS, YALE, identities, pairs, photo, rejection, sharing_models, start_server
@@ -189,3 +190,30 @@ def test_floors_in_settings_apply_by_default_and_a_request_may_set_its_own(
             strict.Enroll(pb.EnrollRequest(image=(YALE / name).read_bytes()), timeout=60).quality.unified
             > 70.0
         )
+
+
+def test_the_sdk_surfaces_the_components_and_the_floors(
+    yale: dict[str, pb.EnrollResponse], server: FaceServer
+) -> None:
+    from facesvc_client import FaceClient, LowQualityError
+
+    with FaceClient(f"127.0.0.1:{server.port}", timeout=60) as client:
+        low = min(yale, key=lambda n: yale[n].quality.unified)
+        enrolled = client.enroll(YALE / low)
+        assert enrolled.quality.unified == pytest.approx(yale[low].quality.unified, abs=0.01)
+        assert {c.name for c in enrolled.quality.components} == COMPONENTS
+        weakest = enrolled.quality.weakest()
+        assert weakest is not None and weakest.name in COMPONENTS
+        with pytest.raises(LowQualityError) as caught:
+            client.enroll(YALE / low, min_quality=enrolled.quality.unified + 5)
+        assert caught.value.metadata["component"] in COMPONENTS
+        template = client.enroll(YALE / "subject01.normal.png").embedding
+        probe = YALE / "subject01.happy.png"
+        assert client.verify(probe, template).quality.unified > 0
+        for call in (
+            lambda: client.verify(probe, template, min_quality=99.5),
+            lambda: client.identify(probe, {"subject01": template}, min_quality=99.5),
+        ):
+            with pytest.raises(LowQualityError):
+                call()
+        assert client.health().probe_min_quality == 0.0
