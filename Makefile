@@ -83,6 +83,7 @@ eval: $(STAMP)
 	$(PY) -m facesvc.tools.evaluate $(EVAL_ARGS)
 	$(PY) -m facesvc.tools.evaluate_identify $(EVAL_ARGS)
 	$(PY) -m facesvc.tools.evaluate_pad
+	$(PY) -m facesvc.tools.evaluate_quality
 
 fuzz: $(STAMP)
 	FACESVC_FUZZ_EXAMPLES=$${FACESVC_FUZZ_EXAMPLES:-10000} $(PY) -m pytest -q -s tests/test_fuzz.py

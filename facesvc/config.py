@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     quality_threshold: float = Field(30.0, ge=0, le=100)
     """Smallest accepted quality score (0-100)."""
 
+    enroll_min_quality: float = Field(0.0, ge=0, le=100)
+    """Smallest unified quality (Quality.unified, 0-100: 100 minus the predicted % chance a
+    genuine comparison of the photo fails) Enroll accepts when a request sets no
+    min_quality; 0: no floor beyond quality_threshold (docs/QUALITY.md has the EDC table to
+    choose one from). A refusal is LOW_QUALITY naming the weakest component."""
+
+    probe_min_quality: float = Field(0.0, ge=0, le=100)
+    """Smallest unified quality Verify and Identify accept of a probe when a request sets
+    no min_quality; 0: off. A kiosk that sets it asks for another frame (LOW_QUALITY, with
+    the weakest component) instead of answering "no match"."""
+
     max_message_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     """Largest request or response message, in bytes."""
 

@@ -31,6 +31,7 @@ from facesvc_client.types import (
     PresentationAttackInfo,
     PresentationAttackMode,
     Quality,
+    QualityComponent,
     SealedGallery,
     SealedTemplate,
     ServingStatus,
@@ -114,12 +115,16 @@ def enroll_request(
     image: bytes,
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
+    min_quality: float | None = None,
 ) -> pb.EnrollRequest:
-    return pb.EnrollRequest(
+    request = pb.EnrollRequest(
         image=image,
         face_selection=_selection(face_selection),
         presentation_attack=_attack_mode(presentation_attack),
     )
+    if min_quality is not None:
+        request.min_quality = min_quality
+    return request
 
 
 def verify_request(
@@ -129,6 +134,7 @@ def verify_request(
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
     far: float | None = None,
+    min_quality: float | None = None,
 ) -> pb.VerifyRequest:
     templates = [stored] if isinstance(stored, Embedding | SealedTemplate) else list(stored)
     request = pb.VerifyRequest(
@@ -141,6 +147,8 @@ def verify_request(
         request.threshold = threshold
     if far is not None:
         request.far = far
+    if min_quality is not None:
+        request.min_quality = min_quality
     return request
 
 
@@ -154,6 +162,7 @@ def identify_request(
     far: float | None = None,
     fpir: float | None = None,
     more_images: Sequence[bytes] = (),
+    min_quality: float | None = None,
 ) -> pb.IdentifyRequest:
     """A gallery of one model and one length (the usual case) travels as one packed block
     of float32 rows, far cheaper for the service to parse than a message per candidate,
@@ -172,6 +181,8 @@ def identify_request(
         request.far = far
     if fpir is not None:
         request.fpir = fpir
+    if min_quality is not None:
+        request.min_quality = min_quality
     if isinstance(gallery, SealedGallery):
         request.sealed_candidates.packed.append(gallery.sealed)
         return request
@@ -245,7 +256,14 @@ def reseal_result(message: pb.ResealResponse) -> list[SealedTemplate]:
 
 def _quality(message: pb.Quality) -> Quality:
     return Quality(
-        _f32(message.score), _f32(message.sharpness), _f32(message.brightness), _f32(message.face_size)
+        _f32(message.score),
+        _f32(message.sharpness),
+        _f32(message.brightness),
+        _f32(message.face_size),
+        unified=_f32(message.unified),
+        components=tuple(
+            QualityComponent(c.name, _f32(c.value), _f32(c.score), c.reason) for c in message.components
+        ),
     )
 
 
@@ -351,6 +369,8 @@ def health_result(message: pb.HealthResponse) -> Health:
         default_far=_f32(message.default_far),
         open_set=_open_set(message.open_set) if message.HasField("open_set") else None,
         liveness_replayable=message.liveness_replayable,
+        enroll_min_quality=_f32(message.enroll_min_quality),
+        probe_min_quality=_f32(message.probe_min_quality),
     )
 
 

@@ -71,9 +71,12 @@ class AsyncFaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        min_quality: float | None = None,
     ) -> EnrollResult:
         """See FaceClient.enroll."""
-        request = _convert.enroll_request(await _read(image), face_selection, presentation_attack)
+        request = _convert.enroll_request(
+            await _read(image), face_selection, presentation_attack, min_quality
+        )
         return _convert.enroll_result(await self._call("Enroll", request, timeout))
 
     async def verify(
@@ -86,10 +89,11 @@ class AsyncFaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         far: float | None = None,
+        min_quality: float | None = None,
     ) -> VerifyResult:
         """See FaceClient.verify."""
         request = _convert.verify_request(
-            await _read(image), stored, threshold, face_selection, presentation_attack, far
+            await _read(image), stored, threshold, face_selection, presentation_attack, far, min_quality
         )
         return _convert.verify_result(await self._call("Verify", request, timeout))
 
@@ -106,6 +110,7 @@ class AsyncFaceClient:
         far: float | None = None,
         fpir: float | None = None,
         more_images: Sequence[ImageInput] = (),
+        min_quality: float | None = None,
     ) -> IdentifyResult:
         """See FaceClient.identify."""
         request = _convert.identify_request(
@@ -118,6 +123,7 @@ class AsyncFaceClient:
             far,
             fpir,
             [await _read(more) for more in more_images],
+            min_quality,
         )
         return _convert.identify_result(await self._call("Identify", request, timeout))
 

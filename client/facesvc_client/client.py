@@ -77,6 +77,7 @@ class FaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        min_quality: float | None = None,
     ) -> EnrollResult:
         """Detect the one face in a photo and return its embedding for you to store.
 
@@ -85,8 +86,11 @@ class FaceClient:
         the presentation-attack stage for this call (None: the server's Enroll default,
         REPORT unless configured); ENFORCE is always allowed, and a weaker mode than the
         default raises PresentationAttackRelaxDeniedError unless the server lets this
-        caller relax it."""
-        request = _convert.enroll_request(_convert.read_image(image), face_selection, presentation_attack)
+        caller relax it. `min_quality` (0-100) refuses a face whose unified quality is below
+        it (LowQualityError naming the weakest component; None: the server's default)."""
+        request = _convert.enroll_request(
+            _convert.read_image(image), face_selection, presentation_attack, min_quality
+        )
         return _convert.enroll_result(self._call("Enroll", request, timeout))
 
     def verify(
@@ -99,6 +103,7 @@ class FaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         far: float | None = None,
+        min_quality: float | None = None,
     ) -> VerifyResult:
         """Compare the face in a live photo with one or more stored embeddings of one person;
         the closest decides. `threshold` overrides the service's distance threshold; `far`
@@ -107,9 +112,16 @@ class FaceClient:
         The server's default presentation-attack mode here is ENFORCE: a print or a screen
         raises PresentationAttackError, a face too small or cut off for that stage
         FaceNotScorableError (ask the person to move and retry). `presentation_attack`
-        asks for another mode, as in `enroll`."""
+        asks for another mode, as in `enroll`. `min_quality` refuses a probe below that unified
+        quality (LowQualityError: ask for another frame; None: the server's default)."""
         request = _convert.verify_request(
-            _convert.read_image(image), stored, threshold, face_selection, presentation_attack, far
+            _convert.read_image(image),
+            stored,
+            threshold,
+            face_selection,
+            presentation_attack,
+            far,
+            min_quality,
         )
         return _convert.verify_result(self._call("Verify", request, timeout))
 
@@ -126,6 +138,7 @@ class FaceClient:
         far: float | None = None,
         fpir: float | None = None,
         more_images: Sequence[ImageInput] = (),
+        min_quality: float | None = None,
     ) -> IdentifyResult:
         """Find who a live photo shows among `candidates` in one call: a mapping of id to
         one or more embeddings, or Candidate values. Returns the top_k closest identities.
@@ -146,6 +159,7 @@ class FaceClient:
             far,
             fpir,
             [_convert.read_image(more) for more in more_images],
+            min_quality,
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
 

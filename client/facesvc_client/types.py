@@ -237,10 +237,35 @@ class Quality:
     """The chosen face's quality; every figure runs from 0 (worst) to 100."""
 
     score: float
-    """50% sharpness, 30% brightness, 20% face size."""
+    """50% sharpness, 30% brightness, 20% face size (the original gate's score)."""
     sharpness: float
     brightness: float
     face_size: float
+    unified: float = 0.0
+    """The unified score that predicts recognition failure: 75 for a typical photo, lower
+    the likelier its comparisons fail (100 * 3 / (3 + relative risk)); 0 if not measured."""
+    components: tuple[QualityComponent, ...] = ()
+    """What the unified score is made of: head pose, blur, exposure, face size, ..."""
+
+    def weakest(self) -> QualityComponent | None:
+        """The component to act on: one with a reason first, else the lowest scoring."""
+        flagged = [c for c in self.components if c.reason != "OK"] or list(self.components)
+        return min(flagged, key=lambda c: c.score, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class QualityComponent:
+    """One measure of the face's quality."""
+
+    name: str
+    """yaw, pitch, roll, sharpness, brightness, saturation, unevenness, face_size,
+    detector_confidence or embedding_norm (the service's docs/QUALITY.md)."""
+    value: float
+    """The measure in its unit (degrees, grey level, pixels, a share)."""
+    score: float
+    """The unified score were every other component typical (75: typical)."""
+    reason: str
+    """"OK", or what is wrong: EXTREME_YAW, LOW_SHARPNESS, TOO_DARK, SMALL_FACE, ..."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +501,10 @@ class Health:
     liveness_replayable: str = ""
     """Why the service's liveness prompts can be passed by a pre-recorded video ("" when
     they resist one, or the service does not say)."""
+    enroll_min_quality: float = 0.0
+    """The unified quality Enroll requires by default (0: none)."""
+    probe_min_quality: float = 0.0
+    """The unified quality Verify and Identify require of a probe by default (0: none)."""
 
     @property
     def serving(self) -> bool:

@@ -31,6 +31,7 @@ from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, lan
 from facesvc.engine.pipeline.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
 from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognizer
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
+from facesvc.engine.quality import QualityAssessor, floor_of
 from facesvc.engine.runtime import licences
 from facesvc.engine.types import (
     AnalysedFace,
@@ -54,7 +55,6 @@ from facesvc.errors import (
     FaceTooSmallError,
     IdentityUndecidedError,
     LivenessFailedError,
-    LowQualityError,
     NoFaceError,
     PresentationAttackError,
     PresentationAttackRelaxDeniedError,
@@ -124,6 +124,7 @@ class FaceEngine:
             settings.liveness_max_brightness,
             settings.min_face_size,
         )
+        self._quality = QualityAssessor(settings.model, settings.quality_threshold)
         self.load_seconds: float | None = None
         #: Threads that analyse a burst's further frames beside the first (one per model slot).
         self._burst: ThreadPoolExecutor | None = None
@@ -296,6 +297,7 @@ class FaceEngine:
         *,
         embed: bool = True,
         detection_size: int | None = None,
+        min_quality: float = 0.0,
     ) -> AnalysedFace:
         """Decode, detect, choose, measure, check and embed the one face a photo is about.
         `should_stop` is asked at every stage boundary (RequestAbandonedError when true).
@@ -363,16 +365,7 @@ class FaceEngine:
         face_quality = quality.measure(source, face.box, face_px)
         checks = run_checks(face, face_quality, face_px, self._liveness) if settings.liveness_checks else ()
         clock.lap("quality")
-        if face_quality.score < settings.quality_threshold:
-            raise LowQualityError(
-                f"Face quality {face_quality.score:.1f} is below {settings.quality_threshold:g}; "
-                "use a sharper, better lit photo.",
-                quality_score=face_quality.score,
-                quality_threshold=settings.quality_threshold,
-                sharpness=face_quality.sharpness,
-                brightness=face_quality.brightness,
-                face_size=face_quality.face_size,
-            )
+        self._quality.gate(face_quality)
         failed = [check for check in checks if not check.passed]
         if failed:
             raise LivenessFailedError(
@@ -388,6 +381,7 @@ class FaceEngine:
             if mode is AttackMode.ENFORCE:
                 self._enforce(verdict, face_px)
         embedding = recognizer.embed(source, face) if embed else np.zeros(0, dtype=np.float32)
+        face_quality = self._quality.assess(face_quality, source, face, face_px, embedding, min_quality)
         log.debug(
             "face analysed",
             extra={
@@ -431,11 +425,13 @@ class FaceEngine:
         should_stop: StopCheck | None = None,
         presentation_attack: AttackMode | None = None,
         may_relax: bool = False,
+        min_quality: float | None = None,
     ) -> Enrollment:
         """`presentation_attack`: the mode the request asks for (None: the Enroll default,
         FACESVC_PRESENTATION_ATTACK_ENROLL); see attack_mode_for."""
         mode = self.attack_mode_for(self.enroll_attack_mode, presentation_attack, may_relax)
-        face = self.analyse(image_bytes, selection, should_stop, mode)
+        floor = floor_of(min_quality, self.settings.enroll_min_quality)
+        face = self.analyse(image_bytes, selection, should_stop, mode, min_quality=floor)
         return Enrollment(face=face, model=self._models()[1].name)
 
     def verify(
@@ -448,12 +444,14 @@ class FaceEngine:
         presentation_attack: AttackMode | None = None,
         may_relax: bool = False,
         far: float | None = None,
+        min_quality: float | None = None,
     ) -> Verification:
         _, recognizer = self._models()
         gallery = self._gallery(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold, far, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
-        face = self.analyse(image_bytes, selection, should_stop, mode)
+        floor = floor_of(min_quality, self.settings.probe_min_quality)
+        face = self.analyse(image_bytes, selection, should_stop, mode, min_quality=floor)
         return self._verification(face, gallery, limit, recognizer)
 
     def identify(
@@ -469,6 +467,7 @@ class FaceEngine:
         far: float | None = None,
         fpir: float | None = None,
         more_images: Sequence[bytes] = (),
+        min_quality: float | None = None,
     ) -> Identification:
         """The closest identities of `gallery`. The threshold is, in this order: `threshold`
         or `far` when given (as before the open-set rule), else the open-set rule's for the
@@ -487,7 +486,8 @@ class FaceEngine:
         identities = open_set.count_identities(gallery.ids)
         limit, target = self._identify_threshold(threshold, far, fpir, identities, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
-        face, frames = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode)
+        floor = floor_of(min_quality, self.settings.probe_min_quality)
+        face, frames = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode, floor)
         result = self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
@@ -510,13 +510,14 @@ class FaceEngine:
         selection: FaceSelection | None,
         should_stop: StopCheck | None,
         mode: AttackMode,
+        floor: float = 0.0,
     ) -> tuple[AnalysedFace, list[FloatArray]]:
         """The first frame in this thread and a burst's further frames beside it on the
         burst threads, so that a 3-frame burst on two cores answers in about two frames'
         time rather than three, for the same CPU (bench --only identify). Errors are raised
         in frame order, as if the frames had been analysed one after the other."""
         if not more or self._burst is None:
-            face = self.analyse(first, selection, should_stop, mode)
+            face = self.analyse(first, selection, should_stop, mode, min_quality=floor)
             return face, [self.analyse(m, selection, should_stop, mode).embedding for m in more]
         # Each frame runs in a copy of the caller's context, so what the caller keeps there
         # (the request's metrics and log fields) follows the frame to its thread.
@@ -525,7 +526,7 @@ class FaceEngine:
             for m in more
         ]
         try:
-            face = self.analyse(first, selection, should_stop, mode)
+            face = self.analyse(first, selection, should_stop, mode, min_quality=floor)
             return face, [future.result().embedding for future in pending]
         finally:
             for future in pending:

@@ -92,6 +92,18 @@ class Detection:
 
 
 @dataclass(frozen=True, slots=True)
+class QualityComponent:
+    """One measure of a face's quality (facesvc.engine.quality): its value in its unit, the
+    unified score the face would have were every other measure typical, and "OK" or what
+    is wrong (EXTREME_YAW, LOW_SHARPNESS, ...)."""
+
+    name: str
+    value: float
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Quality:
     """Quality of a face, each figure 0-100."""
 
@@ -101,6 +113,10 @@ class Quality:
     face_size: float
     #: Mean intensity of the face region, 0-255 (used by the liveness checks).
     mean_intensity: float
+    #: The unified score (facesvc.engine.quality): 75 for a typical photo, lower the likelier
+    #: its comparisons fail at the default threshold; 0 when not measured.
+    unified: float = 0.0
+    components: tuple[QualityComponent, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

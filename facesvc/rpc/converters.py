@@ -153,6 +153,11 @@ def quality_to_proto(quality: Quality) -> pb.Quality:
         sharpness=quality.sharpness,
         brightness=quality.brightness,
         face_size=quality.face_size,
+        unified=quality.unified,
+        components=[
+            pb.QualityComponent(name=c.name, value=c.value, score=c.score, reason=c.reason)
+            for c in quality.components
+        ],
     )
 
 

@@ -64,6 +64,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             caller_gone(context),
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
+            min_quality=converters.optional_float(request, "min_quality"),
         )
         face = result.face
         return pb.EnrollResponse(
@@ -86,6 +87,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
             converters.optional_float(request, "far"),
+            min_quality=converters.optional_float(request, "min_quality"),
         )
         return converters.verification_to_proto(result)
 
@@ -104,6 +106,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.optional_float(request, "far"),
             converters.optional_float(request, "fpir"),
             list(request.more_images),
+            min_quality=converters.optional_float(request, "min_quality"),
         )
         return converters.identification_to_proto(result)
 
@@ -181,6 +184,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             default_far=info.default_far,
             open_set=converters.open_set_to_proto(info.open_set),
             liveness_replayable=self._sessions.replayable,
+            enroll_min_quality=settings.enroll_min_quality,
+            probe_min_quality=settings.probe_min_quality,
         )
 
     @guarded("Reseal")

@@ -134,16 +134,32 @@ class Embedding(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ..., model: _Optional[str] = ..., sealed: _Optional[bytes] = ..., key_id: _Optional[str] = ...) -> None: ...
 
 class Quality(_message.Message):
-    __slots__ = ("score", "sharpness", "brightness", "face_size")
+    __slots__ = ("score", "sharpness", "brightness", "face_size", "unified", "components")
     SCORE_FIELD_NUMBER: _ClassVar[int]
     SHARPNESS_FIELD_NUMBER: _ClassVar[int]
     BRIGHTNESS_FIELD_NUMBER: _ClassVar[int]
     FACE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    UNIFIED_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     score: float
     sharpness: float
     brightness: float
     face_size: float
-    def __init__(self, score: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., face_size: _Optional[float] = ...) -> None: ...
+    unified: float
+    components: _containers.RepeatedCompositeFieldContainer[QualityComponent]
+    def __init__(self, score: _Optional[float] = ..., sharpness: _Optional[float] = ..., brightness: _Optional[float] = ..., face_size: _Optional[float] = ..., unified: _Optional[float] = ..., components: _Optional[_Iterable[_Union[QualityComponent, _Mapping]]] = ...) -> None: ...
+
+class QualityComponent(_message.Message):
+    __slots__ = ("name", "value", "score", "reason")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: float
+    score: float
+    reason: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[float] = ..., score: _Optional[float] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Point(_message.Message):
     __slots__ = ("x", "y")
@@ -206,14 +222,16 @@ class LivenessCheck(_message.Message):
     def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("image", "face_selection", "presentation_attack")
+    __slots__ = ("image", "face_selection", "presentation_attack", "min_quality")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
+    MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     face_selection: FaceSelection
     presentation_attack: PresentationAttackMode
-    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ...) -> None: ...
+    min_quality: float
+    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., min_quality: _Optional[float] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
     __slots__ = ("embedding", "quality", "face", "liveness_checks")
@@ -228,20 +246,22 @@ class EnrollResponse(_message.Message):
     def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
-    __slots__ = ("image", "stored_embeddings", "threshold", "face_selection", "presentation_attack", "far")
+    __slots__ = ("image", "stored_embeddings", "threshold", "face_selection", "presentation_attack", "far", "min_quality")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     STORED_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     FAR_FIELD_NUMBER: _ClassVar[int]
+    MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     stored_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     threshold: float
     face_selection: FaceSelection
     presentation_attack: PresentationAttackMode
     far: float
-    def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., far: _Optional[float] = ...) -> None: ...
+    min_quality: float
+    def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., far: _Optional[float] = ..., min_quality: _Optional[float] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("match", "confidence", "distance", "threshold", "model", "quality", "face", "best_template_index", "liveness_checks")
@@ -274,7 +294,7 @@ class Candidate(_message.Message):
     def __init__(self, id: _Optional[str] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
-    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack", "sealed_candidates", "far", "fpir", "more_images")
+    __slots__ = ("image", "candidates", "top_k", "threshold", "face_selection", "packed_candidates", "presentation_attack", "sealed_candidates", "far", "fpir", "more_images", "min_quality")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
@@ -286,6 +306,7 @@ class IdentifyRequest(_message.Message):
     FAR_FIELD_NUMBER: _ClassVar[int]
     FPIR_FIELD_NUMBER: _ClassVar[int]
     MORE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     top_k: int
@@ -297,7 +318,8 @@ class IdentifyRequest(_message.Message):
     far: float
     fpir: float
     more_images: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ..., far: _Optional[float] = ..., fpir: _Optional[float] = ..., more_images: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    min_quality: float
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ..., far: _Optional[float] = ..., fpir: _Optional[float] = ..., more_images: _Optional[_Iterable[bytes]] = ..., min_quality: _Optional[float] = ...) -> None: ...
 
 class SealedGallery(_message.Message):
     __slots__ = ("ids", "templates", "packed")
@@ -394,7 +416,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable", "enroll_min_quality", "probe_min_quality")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -412,6 +434,8 @@ class HealthResponse(_message.Message):
     DEFAULT_FAR_FIELD_NUMBER: _ClassVar[int]
     OPEN_SET_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_REPLAYABLE_FIELD_NUMBER: _ClassVar[int]
+    ENROLL_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    PROBE_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -429,7 +453,9 @@ class HealthResponse(_message.Message):
     default_far: float
     open_set: OpenSetRule
     liveness_replayable: str
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ...) -> None: ...
+    enroll_min_quality: float
+    probe_min_quality: float
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ..., enroll_min_quality: _Optional[float] = ..., probe_min_quality: _Optional[float] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")

@@ -80,7 +80,10 @@ class FaceServiceServicer:
         NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL, LOW_QUALITY, LIVENESS_FAILED,
         PRESENTATION_ATTACK (a print or a screen, when the presentation-attack
         stage is enforced), FACE_NOT_SCORABLE (the face is too small, cut off or
-        too close for that stage to judge: move and retry).
+        too close for that stage to judge: move and retry), REQUEST_INVALID
+        (min_quality outside 0-100). LOW_QUALITY below min_quality names the
+        weakest quality component in its metadata (component, component_value,
+        component_reason).
         - PERMISSION_DENIED: PRESENTATION_ATTACK_RELAX_DENIED (the request asked
         for a weaker presentation-attack mode than this caller may use).
         - FAILED_PRECONDITION: PRESENTATION_ATTACK_UNAVAILABLE (the request asked
