@@ -65,6 +65,7 @@ from facesvc.errors import (
 
 log = logging.getLogger("facesvc.engine")
 
+
 class FaceEngine:
     """Loads the configured detector and model once, then serves many requests."""
 

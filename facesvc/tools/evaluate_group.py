@@ -328,10 +328,11 @@ def run_sheets(
     gallery: pb.PackedGallery,
     made: Sequence[Sheet],
     sizes: list[tuple[float, bool, str]] | None = None,
+    fpir: float | None = None,
 ) -> Tally:
     tally = Tally()
     for sheet in made:
-        request = pb.IdentifyFacesRequest(image=sheet.image, packed_candidates=gallery, top_k=1)
+        request = pb.IdentifyFacesRequest(image=sheet.image, packed_candidates=gallery, top_k=1, fpir=fpir)
         score_sheet(stub.IdentifyFaces(request, timeout=120), sheet, tally, sizes)
     return tally
 
@@ -352,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sheets", type=int, default=None, help="at most this many contact sheets")
     parser.add_argument("--sizes", action="store_true", help="accuracy by face size (30-100 px)")
     parser.add_argument("--groups", action="store_true", help="the real group photos too")
+    parser.add_argument("--fpir", type=float, default=None, help="the FPIR to ask for (default the server's)")
     args = parser.parse_args(argv)
     settings = Settings(**IMPORTER)
     curve = args.sizes
@@ -382,13 +384,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
         else:
             made = sheets(lfw_plan, SEED, (55.0, 100.0), args.sheets)
-            print("contact sheets, faces 55-100 px:", run_sheets(stub, gallery, made).line())
+            print("contact sheets, faces 55-100 px:", run_sheets(stub, gallery, made, fpir=args.fpir).line())
         if args.groups:
             everyone = group_gallery(stub, args.cache, settings, gallery)
             tally = GroupTally()
             for name, labelled in group_labels():
                 request = pb.IdentifyFacesRequest(
-                    image=(GROUPS / "group" / name).read_bytes(), packed_candidates=everyone
+                    image=(GROUPS / "group" / name).read_bytes(), packed_candidates=everyone, fpir=args.fpir
                 )
                 score_group(stub.IdentifyFaces(request, timeout=120), labelled, tally)
             print(f"groups ({len(set(everyone.ids))} identities):", tally.line())
