@@ -163,19 +163,22 @@ def packed(ids: Sequence[str], matrix: np.ndarray, model: str) -> pb.PackedGalle
     return pb.PackedGallery(ids=list(ids), values=matrix.astype("<f4").tobytes(), model=model)
 
 
-def contact_sheet(photos: Sequence[tuple[Path, str, bool]], face_px: Sequence[float]) -> Sheet:
-    """Nine photos (path, identity, employee) in a 3x3 grid, each scaled so its face is
-    about `face_px` (one per photo), on a grey background, as one JPEG."""
+def contact_sheet(
+    photos: Sequence[tuple[Path, str, bool]], face_px: Sequence[float], columns: int = 3
+) -> Sheet:
+    """Photos (path, identity, employee) in a grid of `columns` (3x3 for nine), each scaled
+    so its face is about `face_px` (one per photo), on a grey background, as one JPEG."""
     images = []
     for (path, _, _), size in zip(photos, face_px, strict=True):
         pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
         scale = size / LFW_FACE_PX
         images.append(cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     cell = max(max(i.shape[:2]) for i in images) + TILE_GAP
-    sheet = np.full((3 * cell + TILE_GAP, 3 * cell + TILE_GAP, 3), 128, dtype=np.uint8)
+    rows = -(-len(images) // columns)
+    sheet = np.full((rows * cell + TILE_GAP, columns * cell + TILE_GAP, 3), 128, dtype=np.uint8)
     tiles = []
     for index, (pixels, (_, who, employee)) in enumerate(zip(images, photos, strict=True)):
-        row, column = divmod(index, 3)
+        row, column = divmod(index, columns)
         h, w = pixels.shape[:2]
         y = TILE_GAP + row * cell + (cell - TILE_GAP - h) // 2
         x = TILE_GAP + column * cell + (cell - TILE_GAP - w) // 2
