@@ -33,7 +33,9 @@ from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognize
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
 from facesvc.engine.runtime import licences
 from facesvc.engine.stages import STAGES as STAGES  # re-exported: facesvc.rpc.metrics reads it
-from facesvc.engine.stages import StageClock, StageObserver, StopCheck
+from facesvc.engine.stages import StageClock
+from facesvc.engine.stages import StageObserver as StageObserver  # re-exported
+from facesvc.engine.stages import StopCheck as StopCheck  # re-exported: rpc.guard, session
 from facesvc.engine.types import (
     AnalysedFace,
     Box,

@@ -171,6 +171,8 @@ def contact_sheet(
     images = []
     for (path, _, _), size in zip(photos, face_px, strict=True):
         pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if pixels is None:
+            raise FileNotFoundError(path)
         scale = size / LFW_FACE_PX
         images.append(cv2.resize(pixels, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
     cell = max(max(i.shape[:2]) for i in images) + TILE_GAP
@@ -197,7 +199,7 @@ def sheets(lfw_plan: Plan, seed: int, sizes: tuple[float, float], count: int | N
     rng.shuffle(employees)
     strangers = list(lfw_plan.strangers)
     rng.shuffle(strangers)
-    made = []
+    made: list[Sheet] = []
     for start in range(0, len(employees) - 5, 6):
         if count is not None and len(made) >= count:
             break
