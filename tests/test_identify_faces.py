@@ -274,6 +274,25 @@ def test_enforced_attacks_refuse_faces_and_the_security_log_keeps_counts_not_fac
         face_server.stop(None).wait()
 
 
+def test_faces_past_the_servers_time_budget_come_back_out_of_time(
+    engine: FaceEngine, everyone: pb.PackedGallery
+) -> None:
+    # A budget no call can meet: the photo is still detected once and every face returned,
+    # each refused OUT_OF_TIME rather than the call failing or running on.
+    settings = Settings(port=0, host="127.0.0.1", identify_faces_max_seconds=1e-6)
+    face_server = start_server(settings, sharing_models(settings, engine))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
+            response = pb_grpc.FaceServiceStub(channel).IdentifyFaces(
+                pb.IdentifyFacesRequest(image=photo("couple.jpg"), packed_candidates=everyone), timeout=60
+            )
+        assert response.face_count == 2 and len(response.faces) == 2
+        assert {f.refusal for f in response.faces} == {pb.FACE_REFUSAL_OUT_OF_TIME}
+        assert all(not f.matches and f.face.box.width > 0 for f in response.faces)
+    finally:
+        face_server.stop(None).wait()
+
+
 def test_the_http_route_answers_as_grpc_does(engine: FaceEngine, everyone: pb.PackedGallery) -> None:
     settings = Settings(port=0, host="127.0.0.1", http_port=-1, metrics_port=0)
     face_server = start_server(settings, sharing_models(settings, engine))
