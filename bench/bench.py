@@ -25,6 +25,7 @@ from pathlib import Path
 from bench import accuracy, full, sealed
 from bench import http as http_bench
 from bench import identify as identify_bench
+from bench import identify_faces as identify_faces_bench
 from bench import liveness as liveness_bench
 from bench.harness import CELEBS, PHOTOS, ROOT, WIDE
 
@@ -38,10 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness", "http", "identify"],
+        choices=["sealed", "accuracy", "liveness", "http", "identify", "identify_faces"],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
         "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
-        "gRPC) or identify (10,000 packed and a 3-frame burst against Verify), printed; RESULTS.md is "
+        "gRPC), identify (10,000 packed and a 3-frame burst against Verify) or identify_faces (a 20-face "
+        "photo against 20 Identify calls), printed; RESULTS.md is "
         "left as is",
     )
     args = parser.parse_args(argv)
@@ -57,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         return http_bench.main(args.requests)
     if args.only == "identify":
         return identify_bench.main(args.requests)
+    if args.only == "identify_faces":
+        return identify_faces_bench.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(

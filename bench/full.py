@@ -17,6 +17,7 @@ import numpy as np
 from bench import accuracy, minimal_server, presentation_attack
 from bench import http as http_bench
 from bench import identify as identify_bench
+from bench import identify_faces as identify_faces_bench
 from bench import liveness as liveness_bench
 from bench.deepface_rest import data_uri, deepface_rest, rest_post
 from bench.floors import floors
@@ -278,6 +279,8 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
     targets.extend(sealed_identify(photos, frames, per_thread))
     out("## Identify's open-set rule: 10,000 packed and a 3-frame burst against Verify (bench/identify.py)")
     targets.extend(identify_bench.run(out, per_thread))
+    out("## IdentifyFaces: a 20-face photo against 20 Identify calls (bench/identify_faces.py)")
+    targets.extend(identify_faces_bench.run(out, per_thread))
 
     if not skip_deepface:
         out("## Against DeepFace's REST API, same model and detector (Dlib + dlib), concurrency 4")

@@ -60,6 +60,25 @@ class Settings(BaseSettings):
     min_face_size: int = Field(80, ge=1)
     """Smallest accepted face, in pixels of the original image (shorter box side)."""
 
+    identify_faces_min_face_size: int = Field(40, ge=1)
+    """IdentifyFaces: a face smaller than this (shorter box side, pixels of the original
+    image) is returned refused TOO_SMALL rather than named. On lfw-devtrain contact sheets
+    at 500 identities, faces under 36 px named strangers (3 of 189) and found fewer
+    employees (91%); from 36 px on no stranger of 400 was named and 96% were found
+    (docs/IDENTIFY.md, `python -m facesvc.tools.evaluate_group --sizes`)."""
+
+    identify_faces_max_faces: int = Field(50, ge=1, le=500)
+    """IdentifyFaces: the most faces one call identifies (largest first); a request's
+    max_faces above it is lowered to it. Each face costs about one Identify."""
+
+    identify_faces_detection_size: int = Field(1280, ge=160, le=4096)
+    """IdentifyFaces: long side, in pixels, a photo is scaled to for its one detection
+    (a class photo's faces are small: at 640 px a 4000 px photo's 50 px face is 8 px)."""
+
+    identify_faces_max_seconds: float = Field(10.0, gt=0, le=300)
+    """IdentifyFaces: the server's own time budget for one call; faces not reached in time
+    are returned refused OUT_OF_TIME (the caller's deadline, when sooner, ends the call)."""
+
     min_image_size: int = Field(150, ge=1)
     """Smallest accepted image side, in pixels."""
 

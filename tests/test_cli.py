@@ -106,6 +106,28 @@ def test_identify_with_a_gallery_file(facesvc: Run, alice_file: Path, tmp_path: 
     assert (code, out["matches"][0]["id"], out["matches"][0]["match"]) == (Exit.NO_MATCH, "alice", False)
 
 
+def test_identify_faces_prints_every_face_as_json(facesvc: Run, tmp_path: Path) -> None:
+    groups = ROOT.parent / "shared" / "faces" / "groups"
+    gallery = {}
+    for who in ("friends_chandler", "friends_joey", "friends_phoebe"):
+        for photo in sorted((groups / "enrol" / who).iterdir()):  # the first over the 80 px floor
+            code, out, _ = facesvc("enroll", photo, "--face-selection", "largest")
+            if code == Exit.OK:
+                gallery[who] = out
+                break
+    both = tmp_path / "gallery.json"
+    both.write_text(json.dumps(gallery))
+    photo = groups / "group" / "caglarsarikaya-face-recognition-group-photos__all (2).jpg"  # chandler, joey
+    code, out, _ = facesvc("identify-faces", photo, "--gallery", both, "--top-k", "2")
+    assert code == Exit.OK and out["face_count"] == 2
+    named = [face["matches"][0]["id"] for face in out["faces"] if face["matches"][0]["match"]]
+    assert sorted(named) == ["friends_chandler", "friends_joey"]
+    only_phoebe = tmp_path / "phoebe.json"
+    only_phoebe.write_text(json.dumps({"friends_phoebe": gallery["friends_phoebe"]}))
+    code, out, _ = facesvc("identify-faces", photo, "--gallery", only_phoebe, "--max-faces", "1")
+    assert code == Exit.NO_MATCH and len(out["faces"]) == 1 and out["faces_not_returned"] == 1
+
+
 def test_health(facesvc: Run) -> None:
     code, out, _ = facesvc("health")
     assert code == Exit.OK
@@ -438,6 +460,20 @@ def test_attendance_example(sealing_target: tuple[str, Path], tmp_path: Path) ->
     keys.write_text(keys.read_text().splitlines()[0] + "\n")  # k1 removed: the rows still open
     again = attendance("mark", CELEBS / "img2.jpg")
     assert [(m["status"], m.get("employee")) for m in again] == [("already_marked", "id00")]
+
+    # A group photo: one IdentifyFaces call marks everyone found in it.
+    groups = ROOT.parent / "shared" / "faces" / "groups"
+    for who in ("friends_chandler", "friends_joey"):
+        attendance("enroll", who, *sorted((groups / "enrol" / who).iterdir()))
+    group = groups / "group" / "caglarsarikaya-face-recognition-group-photos__all (6).jpg"  # + ross
+    marked = attendance("mark", "--group", group)
+    assert sorted((m["status"], m.get("employee")) for m in marked) == [
+        ("marked", "friends_chandler"),
+        ("marked", "friends_joey"),
+        ("unknown", None),
+    ]
+    again = attendance("mark", "--group", group)
+    assert sorted(m["status"] for m in again) == ["already_marked", "already_marked", "unknown"]
     # Two frames of one person decided together in one Identify call (a kiosk's burst).
     burst = attendance("mark", "--burst", "2", CELEBS / "img2.jpg", CELEBS / "img4.jpg")
     assert [(m["status"], m.get("employee"), m.get("frames")) for m in burst] == [

@@ -41,11 +41,14 @@ from facesvc_client import (
     EngineNotReadyError,
     EnrollResult,
     FaceClient,
+    FaceIdentification,
     FaceNotScorableError,
+    FaceRefusal,
     FaceSelection,
     FaceServiceError,
     FaceTooSmallError,
     FailedPreconditionError,
+    IdentifyFacesResult,
     ImageRejectedError,
     ImageTooLargeError,
     ImageTooSmallError,
@@ -233,6 +236,44 @@ def test_identify_ranks_the_true_identity_first(client: FaceClient) -> None:
     assert [m.id for m in result.matches].count("id00") == 1 and result.matches[0].id == "id00"
     nobody = client.identify(CELEBS / "img2.jpg", {"id01": gallery["id01"]})
     assert nobody.best is None and len(nobody.matches) == 1 and not nobody.matches[0].match
+
+
+GROUPS = ROOT.parent / "shared" / "faces" / "groups"
+
+
+def test_identify_faces_names_everyone_in_a_group_photo_with_typed_results(
+    client: FaceClient, target: str
+) -> None:
+    people = ("friends_chandler", "friends_joey", "friends_ross")
+    gallery: dict[str, list[Embedding]] = {}
+    for who in people:
+        for path in sorted((GROUPS / "enrol" / who).iterdir()):
+            try:  # some enrolment photos are under this server's 80 px floor
+                gallery.setdefault(who, []).append(
+                    client.enroll(path, face_selection=FaceSelection.LARGEST).embedding
+                )
+            except ImageRejectedError:
+                continue
+    photo = GROUPS / "group" / "caglarsarikaya-face-recognition-group-photos__all (6).jpg"  # the three
+    result = client.identify_faces(photo, gallery, top_k=2)
+    assert isinstance(result, IdentifyFacesResult) and not _protobuf_inside(result)
+    assert result.face_count == 3 and result.faces_not_returned == 0 and result.gallery_identities == 3
+    assert set(result.named) == set(people)
+    for face in result.faces:
+        assert isinstance(face, FaceIdentification) and face.refusal is None and face.quality is not None
+        assert face.best is not None and len(face.matches) == 2 and not face.matches[1].match
+    assert json.loads(json.dumps(result.to_dict()))["faces"][0]["refusal"] is None
+    one = client.identify_faces(photo, gallery, max_faces=1)
+    assert len(one.faces) == 1 and one.faces_not_returned == 2 and one.max_faces == 1
+    with pytest.raises(NoFaceError):
+        client.identify_faces(images.jpeg(images.load("img1.jpg")[1300:, :]), gallery)
+
+    async def from_asyncio() -> IdentifyFacesResult:
+        async with AsyncFaceClient(target, timeout=60) as aio:
+            return await aio.identify_faces(photo, gallery)
+
+    assert set(asyncio.run(from_asyncio()).named) == set(people)
+    assert FaceRefusal("too_small") is FaceRefusal.TOO_SMALL
 
 
 def test_health(client: FaceClient) -> None:

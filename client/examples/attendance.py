@@ -7,6 +7,7 @@ service detects and embeds the face once and compares it with the whole gallery.
     python attendance.py --db office.db enroll alice ../../../shared/faces/celebs/img1.jpg
     python attendance.py --db office.db mark frame-0001.jpg frame-0002.jpg
     python attendance.py --db office.db mark --burst 3 f1.jpg f2.jpg f3.jpg   # one decision
+    python attendance.py --db office.db mark --group class.jpg   # everyone in a group photo
     python attendance.py --db office.db report
     python attendance.py --db office.db reseal     # after the service's key was rotated
 
@@ -24,6 +25,10 @@ follows the number of employees so that a stranger is taken for one of them at m
 the published rate (--fpir, default the service's 1%). A kiosk that grabs a burst of 2-5
 frames of the person in front of it (--burst) sends them in one call, decided together:
 fewer employees are turned away at the same stranger rate (docs/IDENTIFY.md).
+
+A group photo (--group: a class, a meeting room) takes one IdentifyFaces call: every face
+is identified at once, each employee given to at most one face of the photo, and a face
+the service cannot judge (too small, cut off, ...) is reported with its reason.
 """
 
 from __future__ import annotations
@@ -163,14 +168,7 @@ def mark(
     templates the gallery is sealed once as a whole (seal_gallery), which the service
     opens with one decryption per call instead of one per template; plain ones are packed
     once (PackedGallery)."""
-    templates = gallery(db, client.health().model)
-    if not templates:
-        raise SystemExit("nobody is enrolled yet: run the enroll command first")
-    candidates: list[Candidate] | SealedGallery | PackedGallery = templates
-    if all(isinstance(c.embedding, SealedTemplate) for c in templates):
-        candidates = client.seal_gallery(templates)
-    elif all(isinstance(c.embedding, Embedding) for c in templates):
-        candidates = PackedGallery.of(templates)  # packed once, not on every call
+    candidates = _candidates(db, client)
     counts: dict[str, int] = {}
     for start in range(0, len(frames), burst):
         frame, *more = frames[start : start + burst]
@@ -185,17 +183,66 @@ def mark(
                 nearest = result.matches[0]
                 status, extra = "unknown", {**extra, "nearest": nearest.id, "confidence": nearest.confidence}
             else:
-                seen = now()
-                with db:
-                    inserted = db.execute(
-                        "INSERT OR IGNORE INTO attendance (employee_id, day, first_seen, frame, confidence) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (best.id, seen.date().isoformat(), seen.isoformat(), str(frame), best.confidence),
-                    ).rowcount
-                status = "marked" if inserted else "already_marked"
+                status = "marked" if _record(db, best.id, frame, best.confidence) else "already_marked"
                 extra = {**extra, "employee": best.id, "confidence": best.confidence}
         counts[status] = counts.get(status, 0) + 1
         emit(frame=str(frame), status=status, **extra)
+    return counts
+
+
+def _candidates(
+    db: sqlite3.Connection, client: FaceClient
+) -> list[Candidate] | SealedGallery | PackedGallery:
+    templates = gallery(db, client.health().model)
+    if not templates:
+        raise SystemExit("nobody is enrolled yet: run the enroll command first")
+    if all(isinstance(c.embedding, SealedTemplate) for c in templates):
+        return client.seal_gallery(templates)
+    if all(isinstance(c.embedding, Embedding) for c in templates):
+        return PackedGallery.of(templates)  # packed once, not on every call
+    return templates
+
+
+def _record(db: sqlite3.Connection, employee: str, frame: Path, confidence: float) -> bool:
+    """The first sighting of `employee` today; False when already marked."""
+    seen = now()
+    with db:
+        inserted: int = db.execute(
+            "INSERT OR IGNORE INTO attendance (employee_id, day, first_seen, frame, confidence) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (employee, seen.date().isoformat(), seen.isoformat(), str(frame), confidence),
+        ).rowcount
+    return bool(inserted)
+
+
+def mark_group(
+    db: sqlite3.Connection, client: FaceClient, photos: Sequence[Path], fpir: float | None = None
+) -> dict[str, int]:
+    """One IdentifyFaces call per group photo: everyone found is marked present."""
+    candidates = _candidates(db, client)
+    counts: dict[str, int] = {}
+    for photo in photos:
+        try:
+            result = client.identify_faces(photo, candidates, fpir=fpir)
+        except ImageRejectedError as error:  # no face at all, an unreadable file
+            counts["rejected"] = counts.get("rejected", 0) + 1
+            emit(frame=str(photo), status="rejected", reason=error.reason)
+            continue
+        for face in result.faces:
+            box = face.face.box
+            extra: dict[str, object] = {"box": [box.x, box.y, box.width, box.height]}
+            best = face.best
+            if face.refusal is not None:
+                status, extra = "refused", {**extra, "reason": face.refusal.value}
+            elif best is None:
+                status = "unknown"
+            else:
+                status = "marked" if _record(db, best.id, photo, best.confidence) else "already_marked"
+                extra = {**extra, "employee": best.id, "confidence": best.confidence}
+            counts[status] = counts.get(status, 0) + 1
+            emit(frame=str(photo), status=status, **extra)
+        if result.faces_not_returned:
+            emit(frame=str(photo), status="faces_not_returned", faces=result.faces_not_returned)
     return counts
 
 
@@ -259,7 +306,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="store plain embeddings from a service without a template key",
     )
     mark_cmd = commands.add_parser("mark", help="mark attendance from camera frames")
-    mark_cmd.add_argument("frames", nargs="+", type=Path)
+    mark_cmd.add_argument("frames", nargs="*", type=Path)
+    mark_cmd.add_argument(
+        "--group",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PHOTO",
+        help="a group photo (a class, a meeting): mark everyone found in it (repeat)",
+    )
     mark_cmd.add_argument(
         "--burst",
         type=int,
@@ -284,7 +339,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "enroll":
                 return 0 if enroll(db, client, args.employee, args.photos, args.allow_plain) else 1
             if args.command == "mark":
-                mark(db, client, args.frames, args.burst, args.fpir)
+                if not args.frames and not args.group:
+                    parser.error("mark needs frames or --group PHOTO")
+                if args.group:
+                    mark_group(db, client, args.group, args.fpir)
+                if args.frames:
+                    mark(db, client, args.frames, args.burst, args.fpir)
                 return 0
             if args.command == "reseal":
                 reseal(db, client)

@@ -18,8 +18,11 @@ from facesvc_client.types import (
     Embedding,
     EnrollResult,
     Face,
+    FaceIdentification,
+    FaceRefusal,
     FaceSelection,
     Health,
+    IdentifyFacesResult,
     IdentifyResult,
     IdentityMatch,
     Landmarks,
@@ -382,4 +385,59 @@ def _attack_info(message: pb.PresentationAttackInfo) -> PresentationAttackInfo:
         model=message.model,
         min_face_size=_f32(message.min_face_size),
         relaxable=message.relaxable,
+    )
+
+
+def identify_faces_request(
+    image: bytes,
+    gallery: GalleryInput,
+    top_k: int,
+    presentation_attack: PresentationAttackMode | str | None,
+    fpir: float | None,
+    max_faces: int,
+) -> pb.IdentifyFacesRequest:
+    """The gallery in the form identify_request picks, in IdentifyFaces' fields."""
+    like = identify_request(image, gallery, top_k, None, None, presentation_attack, None, fpir)
+    request = pb.IdentifyFacesRequest(
+        image=image,
+        top_k=top_k,
+        presentation_attack=like.presentation_attack,
+        max_faces=max_faces,
+        candidates=like.candidates,
+    )
+    if like.HasField("packed_candidates"):
+        request.packed_candidates.CopyFrom(like.packed_candidates)
+    if like.HasField("sealed_candidates"):
+        request.sealed_candidates.CopyFrom(like.sealed_candidates)
+    if fpir is not None:
+        request.fpir = fpir
+    return request
+
+
+def identify_faces_result(message: pb.IdentifyFacesResponse) -> IdentifyFacesResult:
+    return IdentifyFacesResult(
+        faces=tuple(
+            FaceIdentification(
+                face=_face(face.face),
+                quality=_quality(face.quality) if face.HasField("quality") else None,
+                liveness_checks=_liveness(face.liveness_checks),
+                matches=tuple(
+                    IdentityMatch(m.id, _f32(m.distance), _f32(m.confidence), m.match) for m in face.matches
+                ),
+                refusal=(
+                    FaceRefusal(pb.FaceRefusal.Name(face.refusal).removeprefix("FACE_REFUSAL_").lower())
+                    if face.refusal
+                    else None
+                ),
+                detail=face.detail,
+            )
+            for face in message.faces
+        ),
+        face_count=message.face_count,
+        faces_not_returned=message.faces_not_returned,
+        threshold=_f32(message.threshold),
+        model=message.model,
+        gallery_identities=message.gallery_identities,
+        fpir=_f32(message.fpir),
+        max_faces=message.max_faces,
     )

@@ -24,6 +24,7 @@ from facesvc_client.types import (
     EnrollResult,
     FaceSelection,
     Health,
+    IdentifyFacesResult,
     IdentifyResult,
     PresentationAttackMode,
     SealedGallery,
@@ -126,6 +127,23 @@ class AsyncFaceClient:
             min_quality,
         )
         return _convert.identify_result(await self._call("Identify", request, timeout))
+
+    async def identify_faces(
+        self,
+        image: ImageInput,
+        candidates: GalleryInput,
+        *,
+        top_k: int = 1,
+        max_faces: int = 0,
+        presentation_attack: PresentationAttackMode | None = None,
+        timeout: float | None = None,
+        fpir: float | None = None,
+    ) -> IdentifyFacesResult:
+        """See FaceClient.identify_faces."""
+        request = _convert.identify_faces_request(
+            await _read(image), candidates, top_k, presentation_attack, fpir, max_faces
+        )
+        return _convert.identify_faces_result(await self._call("IdentifyFaces", request, timeout))
 
     async def reseal(
         self, templates: Sequence[Template], *, timeout: float | None = None

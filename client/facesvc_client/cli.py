@@ -232,6 +232,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="another frame of the same person, decided together with PHOTO (repeat, at most 4)",
     )
 
+    faces = command(
+        "identify-faces",
+        "Find everyone PHOTO (a group photo) shows among the people of a gallery, one face each.",
+    )
+    faces.add_argument("photo", help="JPEG, PNG, BMP or WebP file; - reads stdin")
+    faces.add_argument("--gallery", required=True, metavar="FILE", help="a gallery, as for identify (JSON)")
+    faces.add_argument(
+        "--top-k", type=int, default=1, help="how many identities to list per face (default 1)"
+    )
+    faces.add_argument(
+        "--max-faces",
+        type=int,
+        default=0,
+        help="at most this many faces, largest first (default: the service's cap)",
+    )
+    faces.add_argument(
+        "--fpir",
+        type=_positive,
+        help="the share of strangers' faces allowed to match (a published point; default the service's)",
+    )
+    faces.add_argument(
+        "--presentation-attack",
+        choices=[m.value for m in PresentationAttackMode],
+        help="the presentation-attack check for this call (default: the service's)",
+    )
+
     reseal = command(
         "reseal", "Print the templates of FILEs sealed under the service's current key (no photo needed)."
     )
@@ -342,6 +368,18 @@ def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
     return result.to_dict(), result.best is not None
 
 
+def _identify_faces(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    result = client.identify_faces(
+        _read(args.photo, "photo"),
+        load_gallery(args.gallery),
+        top_k=args.top_k,
+        max_faces=args.max_faces,
+        fpir=args.fpir,
+        presentation_attack=_attack_mode(args),
+    )
+    return result.to_dict(), bool(result.named)
+
+
 def _reseal(client: FaceClient, args: argparse.Namespace) -> tuple[Any, bool]:
     templates = [template for path in args.files for template in load_embeddings(path)]
     return [template.to_dict() for template in client.reseal(templates)], True
@@ -391,6 +429,7 @@ _COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[Any, bo
     "enroll": _enroll,
     "verify": _verify,
     "identify": _identify,
+    "identify-faces": _identify_faces,
     "reseal": _reseal,
     "health": _health,
     "liveness": _liveness,

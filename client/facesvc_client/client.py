@@ -22,6 +22,7 @@ from facesvc_client.types import (
     EnrollResult,
     FaceSelection,
     Health,
+    IdentifyFacesResult,
     IdentifyResult,
     PresentationAttackMode,
     SealedGallery,
@@ -162,6 +163,28 @@ class FaceClient:
             min_quality,
         )
         return _convert.identify_result(self._call("Identify", request, timeout))
+
+    def identify_faces(
+        self,
+        image: ImageInput,
+        candidates: GalleryInput,
+        *,
+        top_k: int = 1,
+        max_faces: int = 0,
+        presentation_attack: PresentationAttackMode | None = None,
+        timeout: float | None = None,
+        fpir: float | None = None,
+    ) -> IdentifyFacesResult:
+        """Find everyone a group photo (a class, a meeting) shows among `candidates`, in one
+        call: every face, largest first, up to `max_faces` (0: the service's cap), each with
+        its own matches under the open-set rule, or its refusal (too small, cut off, ...).
+        Each identity is given to at most one face of the photo. A photo without any face
+        raises NoFaceError. The presentation-attack mode is the service's default for
+        Identify (under ENFORCE, faces too small for that stage come back NOT_SCORABLE)."""
+        request = _convert.identify_faces_request(
+            _convert.read_image(image), candidates, top_k, presentation_attack, fpir, max_faces
+        )
+        return _convert.identify_faces_result(self._call("IdentifyFaces", request, timeout))
 
     def reseal(self, templates: Sequence[Template], *, timeout: float | None = None) -> list[SealedTemplate]:
         """The templates sealed under the service's current key, in the same order: sealed

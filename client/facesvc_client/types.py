@@ -421,6 +421,72 @@ class IdentifyResult:
         return _fields(self)
 
 
+class FaceRefusal(enum.StrEnum):
+    """Why one face of a group photo was not identified (identify_faces)."""
+
+    TOO_SMALL = "too_small"
+    """Under the service's minimum face size for naming (IdentifyFaces' own, 40 px by default)."""
+    CUT_OFF = "cut_off"
+    """Cut by the edge of the photo."""
+    LOW_QUALITY = "low_quality"
+    """Its quality score is below the service's threshold."""
+    NOT_SCORABLE = "not_scorable"
+    """The presentation-attack stage is enforced and cannot judge it (too small, cut off)."""
+    PRESENTATION_ATTACK = "presentation_attack"
+    """The presentation-attack stage is enforced and takes it for a print or a screen."""
+    OUT_OF_TIME = "out_of_time"
+    """The service's time budget for the call ran out before this face."""
+
+
+@dataclass(frozen=True, slots=True)
+class FaceIdentification:
+    """One face of a group photo and who it is."""
+
+    face: Face
+    quality: Quality | None
+    """None when the face was refused before it was measured."""
+    liveness_checks: tuple[LivenessCheck, ...]
+    matches: tuple[IdentityMatch, ...]
+    """The identity given to this face first (match True) when any, then the closest others."""
+    refusal: FaceRefusal | None = None
+    detail: str = ""
+
+    @property
+    def best(self) -> IdentityMatch | None:
+        """The identity given to this face; None when nobody (or when refused)."""
+        return self.matches[0] if self.matches and self.matches[0].match else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data."""
+        return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyFacesResult:
+    """What `identify_faces` returns: every face, largest first; each identity given to at
+    most one face of the photo."""
+
+    faces: tuple[FaceIdentification, ...]
+    face_count: int
+    """How many faces the service found in the photo."""
+    faces_not_returned: int
+    """How many of them were beyond max_faces."""
+    threshold: float
+    model: str
+    gallery_identities: int
+    fpir: float
+    max_faces: int
+
+    @property
+    def named(self) -> dict[str, FaceIdentification]:
+        """Each identity found in the photo, with its face."""
+        return {face.best.id: face for face in self.faces if face.best is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready data (what the CLI prints)."""
+        return _fields(self)
+
+
 @dataclass(frozen=True, slots=True)
 class PresentationAttackInfo:
     """How the service runs its presentation-attack stage (Health.presentation_attack)."""

@@ -13,16 +13,16 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Protocol
 
 import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from facesvc.config import Settings
+from facesvc.engine import group
 from facesvc.engine.matching import open_set, scores
 from facesvc.engine.matching.gallery import Checked, Gallery
 from facesvc.engine.pipeline import decode, quality
@@ -33,6 +33,10 @@ from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognize
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
 from facesvc.engine.quality import QualityAssessor, floor_of
 from facesvc.engine.runtime import licences
+from facesvc.engine.stages import STAGES as STAGES  # re-exported: facesvc.rpc.metrics reads it
+from facesvc.engine.stages import StageClock
+from facesvc.engine.stages import StageObserver as StageObserver  # re-exported
+from facesvc.engine.stages import StopCheck as StopCheck  # re-exported: rpc.guard, session
 from facesvc.engine.types import (
     AnalysedFace,
     Box,
@@ -59,44 +63,9 @@ from facesvc.errors import (
     PresentationAttackError,
     PresentationAttackRelaxDeniedError,
     PresentationAttackUnavailableError,
-    RequestAbandonedError,
 )
 
 log = logging.getLogger("facesvc.engine")
-
-#: The pipeline stages analyse() reports to a StageObserver, in order.
-STAGES = ("decode", "detect", "select", "quality", "presentation_attack", "embed")
-
-
-class StageObserver(Protocol):
-    """Told how long each stage of one analyse() took, on the thread that ran it; the rpc
-    layer turns this into metrics, so the engine stays free of any transport."""
-
-    def __call__(self, stage: str, seconds: float) -> None: ...
-
-
-#: Asked between stages whether the caller has gone (cancelled, or its deadline passed).
-StopCheck = Callable[[], bool]
-
-
-class _StageClock:
-    """Laps of one analyse() call; a stage that raises reports nothing. Each lap is a
-    stage boundary: when `should_stop` says the caller has gone, the work ends there."""
-
-    __slots__ = ("_last", "_observer", "_should_stop")
-
-    def __init__(self, observer: StageObserver | None, should_stop: StopCheck | None) -> None:
-        self._observer = observer
-        self._should_stop = should_stop
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        if self._observer is not None:
-            now = time.perf_counter()
-            self._observer(stage, now - self._last)
-            self._last = now
-        if self._should_stop is not None and self._should_stop():
-            raise RequestAbandonedError(f"the caller went away; stopped after {stage}")
 
 
 class FaceEngine:
@@ -306,7 +275,7 @@ class FaceEngine:
         see embed_face) and detect at their own `detection_size`."""
         detector, recognizer = self._models()
         settings = self.settings
-        clock = _StageClock(self.observer, should_stop)
+        clock = StageClock(self.observer, should_stop)
         header = decode.read_header(
             image_bytes,
             min_size=settings.min_image_size,
@@ -502,6 +471,32 @@ class FaceEngine:
                 frames=result.frames,
             )
         return result
+
+    def identify_faces(
+        self,
+        image_bytes: bytes,
+        gallery: Gallery,
+        top_k: int = 1,
+        fpir: float | None = None,
+        max_faces: int = 0,
+        should_stop: StopCheck | None = None,
+        presentation_attack: AttackMode | None = None,
+        may_relax: bool = False,
+    ) -> group.GroupIdentification:
+        """Every face of a group photo against `gallery`, one person to one face, under
+        Identify's open-set rule at `fpir` (facesvc.engine.group)."""
+        detector, recognizer = self._models()
+        if top_k < 0:
+            raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
+        checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        identities = open_set.count_identities(gallery.ids)
+        limit, target = self._identify_threshold(None, None, fpir, identities, recognizer)
+        mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
+        request = group.GroupRequest(
+            image_bytes, gallery.ids, checked, top_k, limit, identities, target, max_faces, mode
+        )
+        models = group.GroupModels(detector, recognizer, self._attack)
+        return group.identify_faces(models, self.settings, request, StageClock(self.observer, should_stop))
 
     def _analyse_burst(
         self,

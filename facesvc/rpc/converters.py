@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from facesvc.engine import Candidate, FaceSelection, Gallery, StoredEmbedding
+from facesvc.engine.group import GroupIdentification, Refusal
 from facesvc.engine.pipeline.presentation_attack import AttackMode
 from facesvc.engine.session.session import (
     Challenge,
@@ -19,6 +20,7 @@ from facesvc.engine.session.session import (
 from facesvc.engine.templates import Exported, SealedTemplate, Template, Templates
 from facesvc.engine.types import (
     AnalysedFace,
+    Detection,
     Identification,
     IdentityMatch,
     LivenessCheck,
@@ -166,7 +168,10 @@ def _point(point: Point) -> pb.Point:
 
 
 def face_to_proto(face: AnalysedFace) -> pb.Face:
-    detection = face.detection
+    return detection_to_proto(face.detection, face.face_count)
+
+
+def detection_to_proto(detection: Detection, face_count: int) -> pb.Face:
     box, marks = detection.box, detection.landmarks
     return pb.Face(
         box=pb.BoundingBox(x=round(box.x), y=round(box.y), width=round(box.width), height=round(box.height)),
@@ -178,7 +183,7 @@ def face_to_proto(face: AnalysedFace) -> pb.Face:
             mouth_left=_point(marks.mouth_left),
             mouth_right=_point(marks.mouth_right),
         ),
-        face_count=face.face_count,
+        face_count=face_count,
     )
 
 
@@ -350,3 +355,57 @@ def failure_of(response: pb.CheckLivenessResponse) -> tuple[str, dict[str, str]]
 
 def operating_points_to_proto(points: Sequence[OperatingPoint]) -> list[pb.OperatingPoint]:
     return [pb.OperatingPoint(far=p.far, threshold=p.threshold, frr=p.frr) for p in points]
+
+
+# ---- IdentifyFaces ------------------------------------------------------------------------
+
+_REFUSALS = {
+    None: pb.FACE_REFUSAL_UNSPECIFIED,
+    Refusal.TOO_SMALL: pb.FACE_REFUSAL_TOO_SMALL,
+    Refusal.CUT_OFF: pb.FACE_REFUSAL_CUT_OFF,
+    Refusal.LOW_QUALITY: pb.FACE_REFUSAL_LOW_QUALITY,
+    Refusal.NOT_SCORABLE: pb.FACE_REFUSAL_NOT_SCORABLE,
+    Refusal.PRESENTATION_ATTACK: pb.FACE_REFUSAL_PRESENTATION_ATTACK,
+    Refusal.OUT_OF_TIME: pb.FACE_REFUSAL_OUT_OF_TIME,
+}
+
+
+def group_gallery(request: pb.IdentifyFacesRequest, dimension: int, templates: Templates) -> Gallery:
+    """IdentifyFaces' gallery: the fields of IdentifyRequest's, read the same way."""
+    return gallery(IdentifyCall(request, None), dimension, templates)
+
+
+def group_to_proto(result: GroupIdentification) -> pb.IdentifyFacesResponse:
+    return pb.IdentifyFacesResponse(
+        faces=[
+            pb.FaceIdentification(
+                face=detection_to_proto(face.detection, result.face_count),
+                quality=quality_to_proto(face.quality) if face.quality is not None else None,
+                liveness_checks=liveness_to_proto(face.checks),
+                matches=matches_to_proto(face.matches),
+                refusal=_REFUSALS[face.refusal],
+                detail=face.detail,
+            )
+            for face in result.faces
+        ],
+        face_count=result.face_count,
+        faces_not_returned=result.not_returned,
+        threshold=result.threshold,
+        model=result.model,
+        gallery_identities=result.identities,
+        fpir=result.fpir,
+        max_faces=result.max_faces,
+    )
+
+
+def group_audit(response: pb.IdentifyFacesResponse) -> dict[str, object] | None:
+    """What the security log keeps of an IdentifyFaces answer in which a face was taken for
+    a print or a screen: the photo's face count and its refusals by reason, never a face."""
+    refusals: dict[str, int] = {}
+    for face in response.faces:
+        if face.refusal != pb.FACE_REFUSAL_UNSPECIFIED:
+            name = pb.FaceRefusal.Name(face.refusal).removeprefix("FACE_REFUSAL_")
+            refusals[name] = refusals.get(name, 0) + 1
+    if "PRESENTATION_ATTACK" not in refusals:
+        return None
+    return {"face_count": response.face_count, "faces_returned": len(response.faces), "refusals": refusals}

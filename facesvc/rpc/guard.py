@@ -178,11 +178,15 @@ def _failed_match(response: Any) -> bool:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def guarded(rpc: str, *, admit: bool = True) -> Callable[[F], F]:
+def guarded(
+    rpc: str, *, admit: bool = True, audit: Callable[[Any], dict[str, object] | None] | None = None
+) -> Callable[[F], F]:
     """Wrap a servicer method (whose instance has a `guard`): admission first, then every
     outcome to its status. Domain errors become their status and reason, suspicious ones
     are logged with the peer, anything unexpected is logged with its traceback and
-    returned as a bare INTERNAL. `admit=False` (Health) skips the concurrency bound."""
+    returned as a bare INTERNAL. `admit=False` (Health) skips the concurrency bound.
+    `audit(response)`, when given, names what a successful answer holds that the security
+    log should record (IdentifyFaces' refused faces), or None."""
 
     def decorate(method: F) -> F:
         @functools.wraps(method)
@@ -227,6 +231,18 @@ def guarded(rpc: str, *, admit: bool = True) -> Callable[[F], F]:
                 _abort(context, status_for(error))
             if _failed_match(response):
                 guard.failures.record(caller, rpc, "NO_MATCH", context.peer())
+            if audit is not None and (details := audit(response)) is not None:
+                security_log.warning(
+                    "suspicious activity",
+                    extra={
+                        "event": "suspicious_activity",
+                        "rpc": rpc,
+                        "peer": context.peer(),
+                        "caller": caller,
+                        "reason": "FACES_REFUSED",
+                        "details": details,
+                    },
+                )
             return response
 
         return wrapper  # type: ignore[return-value]

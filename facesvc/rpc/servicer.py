@@ -110,6 +110,22 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         )
         return converters.identification_to_proto(result)
 
+    @guarded("IdentifyFaces", audit=converters.group_audit)
+    def IdentifyFaces(
+        self, request: pb.IdentifyFacesRequest, context: grpc.ServicerContext
+    ) -> pb.IdentifyFacesResponse:
+        result = self._engine.identify_faces(
+            request.image,
+            converters.group_gallery(request, self._engine.info().embedding_dim, self.templates),
+            request.top_k,
+            converters.optional_float(request, "fpir"),
+            request.max_faces,
+            caller_gone(context),
+            converters.attack_mode(request.presentation_attack),
+            self._relax.allows(context.invocation_metadata()),
+        )
+        return converters.group_to_proto(result)
+
     @guarded_stream("CheckLiveness")
     def CheckLiveness(
         self, requests: Iterator[pb.CheckLivenessRequest], context: grpc.ServicerContext

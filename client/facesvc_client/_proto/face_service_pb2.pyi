@@ -28,6 +28,16 @@ class PackedEncoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PACKED_ENCODING_FLOAT32: _ClassVar[PackedEncoding]
     PACKED_ENCODING_FLOAT16: _ClassVar[PackedEncoding]
 
+class FaceRefusal(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FACE_REFUSAL_UNSPECIFIED: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_TOO_SMALL: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_CUT_OFF: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_LOW_QUALITY: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_NOT_SCORABLE: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_PRESENTATION_ATTACK: _ClassVar[FaceRefusal]
+    FACE_REFUSAL_OUT_OF_TIME: _ClassVar[FaceRefusal]
+
 class ServingStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SERVING_STATUS_UNSPECIFIED: _ClassVar[ServingStatus]
@@ -88,6 +98,13 @@ PRESENTATION_ATTACK_MODE_ENFORCE: PresentationAttackMode
 PACKED_ENCODING_UNSPECIFIED: PackedEncoding
 PACKED_ENCODING_FLOAT32: PackedEncoding
 PACKED_ENCODING_FLOAT16: PackedEncoding
+FACE_REFUSAL_UNSPECIFIED: FaceRefusal
+FACE_REFUSAL_TOO_SMALL: FaceRefusal
+FACE_REFUSAL_CUT_OFF: FaceRefusal
+FACE_REFUSAL_LOW_QUALITY: FaceRefusal
+FACE_REFUSAL_NOT_SCORABLE: FaceRefusal
+FACE_REFUSAL_PRESENTATION_ATTACK: FaceRefusal
+FACE_REFUSAL_OUT_OF_TIME: FaceRefusal
 SERVING_STATUS_UNSPECIFIED: ServingStatus
 SERVING_STATUS_SERVING: ServingStatus
 SERVING_STATUS_NOT_SERVING: ServingStatus
@@ -376,6 +393,62 @@ class IdentifyResponse(_message.Message):
     fpir: float
     frames: int
     def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ...) -> None: ...
+
+class IdentifyFacesRequest(_message.Message):
+    __slots__ = ("image", "candidates", "top_k", "packed_candidates", "presentation_attack", "sealed_candidates", "fpir", "max_faces")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
+    SEALED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    FPIR_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
+    top_k: int
+    packed_candidates: PackedGallery
+    presentation_attack: PresentationAttackMode
+    sealed_candidates: SealedGallery
+    fpir: float
+    max_faces: int
+    def __init__(self, image: _Optional[bytes] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., top_k: _Optional[int] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., sealed_candidates: _Optional[_Union[SealedGallery, _Mapping]] = ..., fpir: _Optional[float] = ..., max_faces: _Optional[int] = ...) -> None: ...
+
+class FaceIdentification(_message.Message):
+    __slots__ = ("face", "quality", "liveness_checks", "matches", "refusal", "detail")
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    face: Face
+    quality: Quality
+    liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
+    matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
+    refusal: FaceRefusal
+    detail: str
+    def __init__(self, face: _Optional[_Union[Face, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., refusal: _Optional[_Union[FaceRefusal, str]] = ..., detail: _Optional[str] = ...) -> None: ...
+
+class IdentifyFacesResponse(_message.Message):
+    __slots__ = ("faces", "face_count", "faces_not_returned", "threshold", "model", "gallery_identities", "fpir", "max_faces")
+    FACES_FIELD_NUMBER: _ClassVar[int]
+    FACE_COUNT_FIELD_NUMBER: _ClassVar[int]
+    FACES_NOT_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    FPIR_FIELD_NUMBER: _ClassVar[int]
+    MAX_FACES_FIELD_NUMBER: _ClassVar[int]
+    faces: _containers.RepeatedCompositeFieldContainer[FaceIdentification]
+    face_count: int
+    faces_not_returned: int
+    threshold: float
+    model: str
+    gallery_identities: int
+    fpir: float
+    max_faces: int
+    def __init__(self, faces: _Optional[_Iterable[_Union[FaceIdentification, _Mapping]]] = ..., face_count: _Optional[int] = ..., faces_not_returned: _Optional[int] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., max_faces: _Optional[int] = ...) -> None: ...
 
 class OpenSetRule(_message.Message):
     __slots__ = ("default_fpir", "fpirs", "gallery_sizes", "thresholds", "measured_max", "extrapolated_max")

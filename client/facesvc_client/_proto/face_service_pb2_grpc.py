@@ -50,6 +50,11 @@ class FaceServiceStub:
                 request_serializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyRequest.SerializeToString,
                 response_deserializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyResponse.FromString,
                 _registered_method=True)
+        self.IdentifyFaces = channel.unary_unary(
+                '/facesvc.v1.FaceService/IdentifyFaces',
+                request_serializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.SerializeToString,
+                response_deserializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.FromString,
+                _registered_method=True)
         self.Health = channel.unary_unary(
                 '/facesvc.v1.FaceService/Health',
                 request_serializer=facesvc_dot_v1_dot_face__service__pb2.HealthRequest.SerializeToString,
@@ -134,6 +139,37 @@ class FaceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IdentifyFaces(self, request, context):
+        """IdentifyFaces identifies every face of one photo (a class, a meeting)
+        against a caller-supplied gallery, in one call: one detection for the
+        photo, then each face, largest first and up to max_faces, is measured,
+        checked and embedded from the full-resolution image, and matched under
+        Identify's open-set rule (the threshold for the gallery's number of
+        distinct identities at fpir). Within the photo each identity is given
+        to at most one face, assigned jointly over every face (the assignment
+        with the largest total margin below the threshold), so a face that
+        loses its closest identity to a better-placed face gets its next one
+        below the threshold, or none. A face that cannot be judged carries its
+        own refusal (FaceRefusal) instead of failing the call.
+
+        Status codes and ErrorInfo reasons:
+        - INVALID_ARGUMENT: IMAGE_UNDECODABLE, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE,
+        NO_FACE (no face at all in the photo), EMBEDDING_INVALID (an empty
+        gallery, a candidate without an id, a packed gallery of the wrong size,
+        a negative top_k or max_faces, an fpir that is not a published point),
+        EMBEDDING_MODEL_MISMATCH, TEMPLATE_INVALID.
+        - PERMISSION_DENIED: PRESENTATION_ATTACK_RELAX_DENIED.
+        - FAILED_PRECONDITION: PRESENTATION_ATTACK_UNAVAILABLE.
+        - RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL: as for Enroll.
+        - DEADLINE_EXCEEDED / CANCELLED: the caller's deadline passed or it went
+        away; faces past the server's own time budget
+        (FACESVC_IDENTIFY_FACES_MAX_SECONDS) are returned with refusal
+        OUT_OF_TIME instead.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Health(self, request, context):
         """Health describes the serving model and configuration. It answers even
         while the engine loads (with status NOT_SERVING); probes should prefer
@@ -209,6 +245,11 @@ def add_FaceServiceServicer_to_server(servicer, server):
                     servicer.Identify,
                     request_deserializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyRequest.FromString,
                     response_serializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyResponse.SerializeToString,
+            ),
+            'IdentifyFaces': grpc.unary_unary_rpc_method_handler(
+                    servicer.IdentifyFaces,
+                    request_deserializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.FromString,
+                    response_serializer=facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.SerializeToString,
             ),
             'Health': grpc.unary_unary_rpc_method_handler(
                     servicer.Health,
@@ -308,6 +349,33 @@ class FaceService:
             '/facesvc.v1.FaceService/Identify',
             facesvc_dot_v1_dot_face__service__pb2.IdentifyRequest.SerializeToString,
             facesvc_dot_v1_dot_face__service__pb2.IdentifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IdentifyFaces(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facesvc.v1.FaceService/IdentifyFaces',
+            facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesRequest.SerializeToString,
+            facesvc_dot_v1_dot_face__service__pb2.IdentifyFacesResponse.FromString,
             options,
             channel_credentials,
             insecure,
