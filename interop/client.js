@@ -34,9 +34,11 @@ const { FaceService } = grpc.loadPackageDefinition(definition).facesvc.v1;
 // failed; the retryPolicy sends a call that failed UNAVAILABLE (its replica was killed
 // mid-call) again, and round_robin's next pick is a READY replica. Every RPC but
 // CheckLiveness is idempotent; a stream is not retried once a response came. A graceful
-// stop (SIGTERM: GOAWAY, calls in flight finish) needs no retry at all: gRPC moves new
-// calls to the other replicas itself. gRPC retries only a call whose request it still
-// holds: 256 KiB by default, less than many photos, hence the larger buffer.
+// stop (SIGTERM: GOAWAY, calls in flight finish) moves new calls to the other replicas,
+// but gRPC's server cancels a call that reaches it between its stop and the GOAWAY's
+// arrival: CANCELLED from the server is retried too (a call this process cancels itself
+// is not). gRPC retries only a call whose request it still holds: 256 KiB by default,
+// less than many photos, hence the larger buffer.
 const serviceConfig = {
   loadBalancingConfig: [{ round_robin: {} }],
   methodConfig: [
@@ -47,7 +49,7 @@ const serviceConfig = {
         initialBackoff: '0.05s',
         maxBackoff: '2s',
         backoffMultiplier: 2,
-        retryableStatusCodes: ['UNAVAILABLE'],
+        retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED'],
       },
     },
   ],

@@ -62,7 +62,7 @@ def test_node_client_calls_health_enroll_verify_and_reads_error_info(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert (report["model"], report["embedding_dim"]) == ("SFace", 128)
     assert report["load_balancing"] == [{"round_robin": {}}]
-    assert report["retry_policy"]["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert report["retry_policy"]["retryableStatusCodes"] == ["UNAVAILABLE", "CANCELLED"]
     assert report["genuine"]["match"] and not report["impostor"]["match"]
     assert [(r["domain"], r["reason"]) for r in report["refusals"]] == [
         ("facesvc", "MULTIPLE_FACES"),

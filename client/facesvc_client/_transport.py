@@ -238,10 +238,21 @@ def retry_delay(policy: RetryPolicy, attempt: int, ready_elsewhere: bool) -> flo
     return policy.backoff(attempt)
 
 
-def retryable(failure: FaceServiceError, attempt: int, attempts: int, delay: float, deadline: float) -> bool:
-    """Only UNAVAILABLE is retried, and only while attempts and the deadline allow."""
+def retryable(
+    failure: FaceServiceError,
+    attempt: int,
+    attempts: int,
+    delay: float,
+    deadline: float,
+    closed: bool = False,
+) -> bool:
+    """UNAVAILABLE is retried, and CANCELLED that the far side sent (the SDK cancels a
+    call only when the client closes): gRPC's server cancels a call that reaches a
+    replica between its SIGTERM and the caller's receipt of its GOAWAY. Only while
+    attempts and the deadline allow."""
+    far_cancel = failure.code == StatusCode.CANCELLED and failure.reason is None and not closed
     return (
-        isinstance(failure, ServiceUnavailableError)
+        (isinstance(failure, ServiceUnavailableError) or far_cancel)
         and attempt < attempts
         and time.monotonic() + delay < deadline
     )

@@ -52,6 +52,7 @@ class AsyncFaceClient:
         self.timeout = timeout
         self.retry_policy = RetryPolicy.of(retries)
         self._metadata = _transport.call_metadata(api_key)
+        self._closed = False
         tls_config = _transport.tls_of(tls)
         channel_options = _transport.channel_options(tls_config, options)
         self._channels = [
@@ -173,7 +174,7 @@ class AsyncFaceClient:
             delay = _transport.retry_delay(
                 self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
             )
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry("CheckLiveness", failure, attempt, attempts, delay)
             await asyncio.sleep(delay)
@@ -233,6 +234,7 @@ class AsyncFaceClient:
 
     async def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
+        self._closed = True
         for channel in self._channels:
             await channel.close()
 
@@ -268,7 +270,7 @@ class AsyncFaceClient:
             delay = _transport.retry_delay(
                 self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
             )
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry(method, failure, attempt, attempts, delay)
             await asyncio.sleep(delay)

@@ -62,6 +62,7 @@ class FaceClient:
         self.timeout = timeout
         self.retry_policy = RetryPolicy.of(retries)
         self._metadata = _transport.call_metadata(api_key)
+        self._closed = False
         tls_config = _transport.tls_of(tls)
         channel_options = _transport.channel_options(tls_config, options)
         self._channels = [
@@ -222,7 +223,7 @@ class FaceClient:
             delay = _transport.retry_delay(
                 self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
             )
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry("CheckLiveness", failure, attempt, attempts, delay)
             time.sleep(delay)
@@ -232,6 +233,7 @@ class FaceClient:
 
     def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
+        self._closed = True
         self._connectivity.close()
         for channel in self._channels:
             channel.close()
@@ -270,7 +272,7 @@ class FaceClient:
             delay = _transport.retry_delay(
                 self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
             )
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry(method, failure, attempt, attempts, delay)
             time.sleep(delay)
