@@ -1,4 +1,4 @@
-"""Start facesvc: settings from FACESVC_* -> engine(s) -> gRPC server -> serve until SIGTERM."""
+"""Start facesvc: settings from FACESVC_* -> engine(s) -> gRPC and HTTP (facesvc.serve) -> serve until SIGTERM."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from facesvc import logs
 from facesvc.config import Settings
 from facesvc.engine.templates import KeyRing
-from facesvc.rpc.workers import process_count, serve, supervise
+from facesvc.serve import run
 
 
 def main() -> int:
@@ -21,8 +21,7 @@ def main() -> int:
         print(f"facesvc: invalid configuration:\n{error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
-    processes = process_count(settings)
-    return serve(settings) if processes == 1 else supervise(settings, processes)
+    return run(settings)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ One run on this machine, every figure side by side (bench/full.py):
 - DeepFace's own REST API (deepface.api under gunicorn, one worker per core) with the
   same model and detector (Dlib + dlib) against facesvc configured the same way;
 - Identify with 10,000 sealed templates against 10,000 plain ones (bench/sealed.py);
-- Enroll over HTTP (JSON and the original design's form) against gRPC (bench/http.py).
+- Enroll over HTTP (JSON and the original design's form) against gRPC (bench/http.py);
+- a replica stopped and killed under load, through the SDK and behind HAProxy
+  (bench/failover.py): failed calls, and p99 in the second after against steady p99.
 Writes bench/RESULTS.md. Requests are serialised before the clock starts and responses
 are not parsed inside it, so the load generator's own cost stays out of the figures.
 This module only reads the command line and hands over to the piece asked for.
@@ -22,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import accuracy, full, sealed
+from bench import accuracy, failover, full, sealed
 from bench import http as http_bench
 from bench import identify as identify_bench
 from bench import identify_faces as identify_faces_bench
@@ -39,16 +41,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness", "http", "identify", "identify_faces"],
+        choices=["sealed", "accuracy", "liveness", "http", "identify", "identify_faces", "failover"],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
         "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
-        "gRPC), identify (10,000 packed and a 3-frame burst against Verify) or identify_faces (a 20-face "
-        "photo against 20 Identify calls), printed; RESULTS.md is "
-        "left as is",
+        "gRPC), identify (10,000 packed and a 3-frame burst against Verify), identify_faces (a 20-face "
+        "photo against 20 Identify calls) or failover (a replica stopped and killed under load, "
+        "bench/failover.py), printed; RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
     if args.only == "liveness":
         return liveness_bench.main([])
+    if args.only == "failover":
+        return failover.main([])
     if args.only == "sealed":
         return sealed.main(args.output or ROOT / "bench" / "SEALED.md", args.requests)
     # The celebs photos are press photos, which the presentation-attack stage often takes

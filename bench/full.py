@@ -14,7 +14,7 @@ import cv2
 import grpc
 import numpy as np
 
-from bench import accuracy, minimal_server, presentation_attack
+from bench import accuracy, failover, minimal_server, presentation_attack
 from bench import http as http_bench
 from bench import identify as identify_bench
 from bench import identify_faces as identify_faces_bench
@@ -391,6 +391,7 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
         stop_service(live)
 
     http_bench.section(out, target, photos, per_thread)
+    failover.section(out, target, ["sdk", "proxy"], 12.0, 1)
     accuracy_piece(target)
     out()
     out("## Floors on this machine (`python -m bench.floors`)")

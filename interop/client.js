@@ -4,7 +4,9 @@
 // google.rpc.ErrorInfo reason of a refused photo. Exits 0 when every check holds and
 // prints one JSON line describing what it saw.
 //
-//   node client.js [TARGET]        TARGET defaults to $FACESVC_TARGET or localhost:50051
+//   node client.js [TARGET]        TARGET defaults to $FACESVC_TARGET or localhost:50051;
+//                                  several replicas: ipv4:10.0.0.1:50051,10.0.0.2:50051 or
+//                                  dns:///facesvc-headless.faces.svc.cluster.local:50051
 //   FACESVC_FACES_DIR=...          the labelled photos (default ../../shared/faces)
 'use strict';
 
@@ -27,7 +29,37 @@ const definition = protoLoader.loadSync('facesvc/v1/face_service.proto', {
   defaults: true,
 });
 const { FaceService } = grpc.loadPackageDefinition(definition).facesvc.v1;
-const client = new FaceService(target, grpc.credentials.createInsecure());
+// What the Python SDK does, in grpc-js's own terms (docs/SCALING.md, "Replicas that stop"):
+// round_robin sends each call to a replica whose connection is READY and skips one that
+// failed; the retryPolicy sends a call that failed UNAVAILABLE (its replica was killed
+// mid-call) again, and round_robin's next pick is a READY replica. Every RPC but
+// CheckLiveness is idempotent; a stream is not retried once a response came. A graceful
+// stop (SIGTERM: GOAWAY, calls in flight finish) moves new calls to the other replicas,
+// but gRPC's server cancels a call that reaches it between its stop and the GOAWAY's
+// arrival: CANCELLED from the server is retried too (a call this process cancels itself
+// is not). gRPC retries only a call whose request it still holds: 256 KiB by default,
+// less than many photos, hence the larger buffer.
+const serviceConfig = {
+  loadBalancingConfig: [{ round_robin: {} }],
+  methodConfig: [
+    {
+      name: [{ service: 'facesvc.v1.FaceService' }],
+      retryPolicy: {
+        maxAttempts: 5,
+        initialBackoff: '0.05s',
+        maxBackoff: '2s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE', 'CANCELLED'],
+      },
+    },
+  ],
+};
+const client = new FaceService(target, grpc.credentials.createInsecure(), {
+  'grpc.service_config': JSON.stringify(serviceConfig),
+  'grpc.per_rpc_retry_buffer_size': 16 * 1024 * 1024, // the service's message limit and more
+  'grpc.retry_buffer_size': 64 * 1024 * 1024,
+  'grpc.max_reconnect_backoff_ms': 2000, // a replica back from a restart takes calls within 2 s
+});
 
 function call(method, request) {
   const deadline = new Date(Date.now() + 30_000);
@@ -148,6 +180,8 @@ async function main() {
   console.log(
     JSON.stringify({
       target,
+      load_balancing: serviceConfig.loadBalancingConfig,
+      retry_policy: serviceConfig.methodConfig[0].retryPolicy,
       model: health.model,
       embedding_dim: health.embedding_dim,
       genuine: { photos: [first, same], match: genuine.match, confidence: genuine.confidence },

@@ -11,8 +11,10 @@ import subprocess
 
 import pytest
 
+from facesvc.config import Settings
+from facesvc.engine import FaceEngine
 from facesvc.rpc.server import FaceServer
-from tests.conftest import FACES, ROOT
+from tests.conftest import FACES, ROOT, start_server
 
 INTEROP = ROOT / "interop"
 
@@ -41,17 +43,26 @@ def node() -> str:
     return node
 
 
-def test_node_client_calls_health_enroll_verify_and_reads_error_info(node: str, server: FaceServer) -> None:
-    done = subprocess.run(
-        [node, str(INTEROP / "client.js"), f"127.0.0.1:{server.port}"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=os.environ | {"FACESVC_FACES_DIR": str(FACES)},
-    )
+def test_node_client_calls_health_enroll_verify_and_reads_error_info(
+    node: str, server: FaceServer, settings: Settings, engine: FaceEngine
+) -> None:
+    # Two replicas, as grpc-js balances them with the documented service config.
+    second = start_server(settings, engine)
+    try:
+        done = subprocess.run(
+            [node, str(INTEROP / "client.js"), f"ipv4:127.0.0.1:{server.port},127.0.0.1:{second.port}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=os.environ | {"FACESVC_FACES_DIR": str(FACES)},
+        )
+    finally:
+        second.stop(None).wait()
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert (report["model"], report["embedding_dim"]) == ("SFace", 128)
+    assert report["load_balancing"] == [{"round_robin": {}}]
+    assert report["retry_policy"]["retryableStatusCodes"] == ["UNAVAILABLE", "CANCELLED"]
     assert report["genuine"]["match"] and not report["impostor"]["match"]
     assert [(r["domain"], r["reason"]) for r in report["refusals"]] == [
         ("facesvc", "MULTIPLE_FACES"),

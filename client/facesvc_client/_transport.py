@@ -3,11 +3,13 @@ failed call into the SDK's exception. The only module besides the clients that i
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import random
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +34,17 @@ _STATUS_DETAILS_KEY = "grpc-status-details-bin"
 #: round_robin spreads calls over every address a name resolves to (e.g. dns:///facesvc:50051
 #: with one A record per replica); the default, pick_first, would send all to one.
 _SERVICE_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+#: A replica that went away is tried again at most this often (gRPC's default backs off to
+#: 120 s), so one that restarts takes calls again within seconds of serving.
+_MAX_RECONNECT_BACKOFF_MS = 2000
+#: Keepalive finds a replica that vanished without closing its connections (a node lost,
+#: a network cut) within half a minute, not the minutes TCP takes, so calls stop going
+#: there. Twice the server's shortest accepted ping interval
+#: (FACESVC_KEEPALIVE_MIN_CLIENT_PING_SECONDS, 10 s), which a server ends with GOAWAY.
+_KEEPALIVE_MS = 20_000
+_KEEPALIVE_TIMEOUT_MS = 10_000
+_READY = grpc.ChannelConnectivity.READY
+_FAILED = grpc.ChannelConnectivity.TRANSIENT_FAILURE
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +112,10 @@ def channel_options(tls: TLSConfig | None, extra: Sequence[tuple[str, Any]]) -> 
         ("grpc.max_send_message_length", _UNLIMITED),
         ("grpc.max_receive_message_length", _UNLIMITED),
         ("grpc.primary_user_agent", f"facesvc-client/{__version__}"),
+        ("grpc.max_reconnect_backoff_ms", _MAX_RECONNECT_BACKOFF_MS),
+        ("grpc.keepalive_time_ms", _KEEPALIVE_MS),
+        ("grpc.keepalive_timeout_ms", _KEEPALIVE_TIMEOUT_MS),
+        ("grpc.keepalive_permit_without_calls", 1),
     ]
     if tls is not None and tls.server_name:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
@@ -151,10 +168,91 @@ def error_from_rpc(error: Any, method: str) -> FaceServiceError:
     return error_for(status_code, message, reason, metadata, domain, method)
 
 
-def retryable(failure: FaceServiceError, attempt: int, attempts: int, delay: float, deadline: float) -> bool:
-    """Only UNAVAILABLE is retried, and only while attempts and the deadline allow."""
+class Replicas:
+    """Which target's channel a call goes to: one whose connection is READY, in turn, and
+    for a retry one the call has not failed on yet. Each channel balances over the
+    addresses its own name resolves to (round_robin, which skips a failed address), so a
+    replica here is a target; the states come from gRPC's channel connectivity."""
+
+    def __init__(self, count: int, state_of: Callable[[int], grpc.ChannelConnectivity]) -> None:
+        self.count = count
+        self._state_of = state_of
+        self._turn = itertools.count()
+
+    def pick(self, tried: frozenset[int] = frozenset()) -> int:
+        """The next READY target not in `tried`; failing that one not failing to connect,
+        then any untried one, then any (a single target is tried again)."""
+        start = next(self._turn)
+        order = [(start + i) % self.count for i in range(self.count)]
+        states = {i: self._state_of(i) for i in order}
+        untried = [i for i in order if i not in tried]
+        for choices in (
+            [i for i in untried if states[i] == _READY],
+            [i for i in untried if states[i] != _FAILED],
+            untried,
+            [i for i in order if states[i] == _READY],
+        ):
+            if choices:
+                return choices[0]
+        return order[0]
+
+    def ready_besides(self, tried: frozenset[int]) -> bool:
+        """Whether a target the call has not failed on is READY now."""
+        return any(i not in tried and self._state_of(i) == _READY for i in range(self.count))
+
+
+class Connectivity:
+    """The connectivity of blocking channels, kept current by gRPC's callbacks."""
+
+    def __init__(self, channels: Sequence[grpc.Channel]) -> None:
+        self._states = [grpc.ChannelConnectivity.IDLE] * len(channels)
+        self._lock = threading.Lock()
+        self._channels = list(channels)
+        self._callbacks = []
+        for index, channel in enumerate(self._channels):
+            callback = self._noting(index)
+            channel.subscribe(callback, try_to_connect=True)  # connect now, not at the first call
+            self._callbacks.append(callback)
+
+    def _noting(self, index: int) -> Callable[[grpc.ChannelConnectivity], None]:
+        def note(state: grpc.ChannelConnectivity) -> None:
+            with self._lock:
+                self._states[index] = state
+
+        return note
+
+    def state_of(self, index: int) -> grpc.ChannelConnectivity:
+        with self._lock:
+            return self._states[index]
+
+    def close(self) -> None:
+        for channel, callback in zip(self._channels, self._callbacks, strict=True):
+            channel.unsubscribe(callback)
+
+
+def retry_delay(policy: RetryPolicy, attempt: int, ready_elsewhere: bool) -> float:
+    """The wait before the next attempt: none for a call's first retry when a replica it
+    has not failed on is READY; else the policy's back-off."""
+    if attempt == 1 and ready_elsewhere:
+        return 0.0
+    return policy.backoff(attempt)
+
+
+def retryable(
+    failure: FaceServiceError,
+    attempt: int,
+    attempts: int,
+    delay: float,
+    deadline: float,
+    closed: bool = False,
+) -> bool:
+    """UNAVAILABLE is retried, and CANCELLED that the far side sent (the SDK cancels a
+    call only when the client closes): gRPC's server cancels a call that reaches a
+    replica between its SIGTERM and the caller's receipt of its GOAWAY. Only while
+    attempts and the deadline allow."""
+    far_cancel = failure.code == StatusCode.CANCELLED and failure.reason is None and not closed
     return (
-        isinstance(failure, ServiceUnavailableError)
+        (isinstance(failure, ServiceUnavailableError) or far_cancel)
         and attempt < attempts
         and time.monotonic() + delay < deadline
     )

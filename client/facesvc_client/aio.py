@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import itertools
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
@@ -54,6 +53,7 @@ class AsyncFaceClient:
         self.timeout = timeout
         self.retry_policy = RetryPolicy.of(retries)
         self._metadata = _transport.call_metadata(api_key)
+        self._closed = False
         tls_config = _transport.tls_of(tls)
         channel_options = _transport.channel_options(tls_config, options)
         self._channels = [
@@ -63,7 +63,11 @@ class AsyncFaceClient:
             for t in _transport.targets_of(target)
         ]
         self._stubs = [pb_grpc.FaceServiceStub(channel) for channel in self._channels]  # type: ignore[no-untyped-call]
-        self._turn = itertools.count()
+        for channel in self._channels:
+            channel.get_state(try_to_connect=True)  # connect now, not at the first call
+        self._replicas = _transport.Replicas(
+            len(self._channels), lambda index: self._channels[index].get_state(try_to_connect=False)
+        )
 
     async def enroll(
         self,
@@ -177,8 +181,40 @@ class AsyncFaceClient:
         """See FaceClient.check_liveness; `frames` may be an async iterator too, and
         `on_event` a coroutine function."""
         start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
-        stub = self._stubs[next(self._turn) % len(self._stubs)]
-        call = stub.CheckLiveness(timeout=timeout, metadata=self._metadata)
+        deadline = time.monotonic() + timeout
+        attempts = self.retry_policy.attempts
+        tried: set[int] = set()
+        for attempt in range(1, attempts + 1):
+            index = self._replicas.pick(frozenset(tried))
+            progress = liveness.Progress()
+            try:
+                remaining = max(deadline - time.monotonic(), 0.001)
+                return await self._session(index, start, frames, on_event, progress, remaining)
+            except grpc.RpcError as rpc_error:  # grpc.aio.AioRpcError
+                failure = _transport.error_from_rpc(rpc_error, "CheckLiveness")
+            if progress.started:
+                raise liveness.lost_or(failure)
+            tried.add(index)
+            delay = _transport.retry_delay(
+                self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
+            )
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
+                raise failure
+            _transport.log_retry("CheckLiveness", failure, attempt, attempts, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _session(
+        self,
+        index: int,
+        start: Any,
+        frames: Iterable[FrameInput] | AsyncIterable[FrameInput],
+        on_event: Callable[[LivenessEvent], Any] | None,
+        progress: liveness.Progress,
+        timeout: float,
+    ) -> LivenessResult:
+        """One stream, lock-step; grpc errors escape to check_liveness."""
+        call = self._stubs[index].CheckLiveness(timeout=timeout, metadata=self._metadata)
         prompts = liveness._Prompts()
 
         async def answer() -> LivenessResult | None:
@@ -186,6 +222,7 @@ class AsyncFaceClient:
             message = await call.read()
             if message is grpc.aio.EOF:
                 raise RuntimeError("the stream ended without a LivenessResult")
+            progress.started = True
             event = liveness.event_of(message)
             if isinstance(event, liveness.LivenessStarted | liveness.LivenessFeedback):
                 prompts.note(event)
@@ -196,34 +233,32 @@ class AsyncFaceClient:
                 return None
             return liveness.result_of(event, prompts.seen)
 
-        try:
-            await call.write(start)
+        await call.write(start)
+        result = await answer()
+        if result is not None:
+            return result
+        ended = False
+        async for frame in _frames(frames):
+            request = await asyncio.to_thread(liveness.frame_request, frame)
+            try:
+                await call.write(request)
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                # The last frame's feedback came with the result: the stream is closed,
+                # and the result is waiting to be read.
+                ended = True
+                break
             result = await answer()
             if result is not None:
                 return result
-            ended = False
-            async for frame in _frames(frames):
-                request = await asyncio.to_thread(liveness.frame_request, frame)
-                try:
-                    await call.write(request)
-                except (grpc.RpcError, asyncio.InvalidStateError):
-                    # The last frame's feedback came with the result: the stream is closed,
-                    # and the result is waiting to be read.
-                    ended = True
-                    break
-                result = await answer()
-                if result is not None:
-                    return result
-            if not ended:
-                await call.done_writing()
-            while (result := await answer()) is None:
-                pass
-            return result
-        except grpc.RpcError as rpc_error:  # grpc.aio.AioRpcError
-            raise _transport.error_from_rpc(rpc_error, "CheckLiveness") from None
+        if not ended:
+            await call.done_writing()
+        while (result := await answer()) is None:
+            pass
+        return result
 
     async def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
+        self._closed = True
         for channel in self._channels:
             await channel.close()
 
@@ -239,6 +274,7 @@ class AsyncFaceClient:
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         attempts = self.retry_policy.attempts
+        tried: set[int] = set()
         for attempt in range(1, attempts + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -247,13 +283,18 @@ class AsyncFaceClient:
                     code=StatusCode.DEADLINE_EXCEEDED,
                     method=method,
                 )
-            stub = self._stubs[next(self._turn) % len(self._stubs)]
+            index = self._replicas.pick(frozenset(tried))
             try:
-                return await getattr(stub, method)(request, timeout=remaining, metadata=self._metadata)
+                return await getattr(self._stubs[index], method)(
+                    request, timeout=remaining, metadata=self._metadata
+                )
             except grpc.RpcError as rpc_error:  # grpc.aio.AioRpcError
                 failure = _transport.error_from_rpc(rpc_error, method)
-            delay = self.retry_policy.backoff(attempt)
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            tried.add(index)
+            delay = _transport.retry_delay(
+                self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
+            )
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry(method, failure, attempt, attempts, delay)
             await asyncio.sleep(delay)

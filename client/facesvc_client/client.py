@@ -3,7 +3,7 @@ back-off, and failures surface as the SDK's exceptions, never as grpc.RpcError."
 
 from __future__ import annotations
 
-import itertools
+import functools
 import time
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
@@ -36,8 +36,13 @@ class FaceClient:
     """A connection to facesvc. Thread-safe; make one and share it.
 
     `target` is one gRPC target ("localhost:50051", or "dns:///facesvc.internal:50051" to
-    spread calls over every address the name resolves to), or a list of targets: calls
-    then rotate over them, and a call refused as UNAVAILABLE is retried on the next one.
+    spread calls over every address the name resolves to), or a list of targets (one per
+    replica). Calls go in turn to the targets whose connection is READY; one that failed
+    is skipped until it reconnects. A call failed as UNAVAILABLE (its replica stopped,
+    died or is still loading) is retried on another target, at once when one is READY,
+    then with back-off, all within its deadline. Every RPC is idempotent, so this loses
+    no call while one replica is up; a liveness session is retried only until it started
+    (then LivenessSessionLostError: start another).
     `timeout` is each call's deadline in seconds, retries included; `retries` is a
     RetryPolicy or a number of retries. `api_key` is sent as `x-api-key` metadata.
     `tls` is True (system roots) or a TLSConfig; None means plaintext.
@@ -58,6 +63,7 @@ class FaceClient:
         self.timeout = timeout
         self.retry_policy = RetryPolicy.of(retries)
         self._metadata = _transport.call_metadata(api_key)
+        self._closed = False
         tls_config = _transport.tls_of(tls)
         channel_options = _transport.channel_options(tls_config, options)
         self._channels = [
@@ -67,7 +73,8 @@ class FaceClient:
             for t in _transport.targets_of(target)
         ]
         self._stubs = [pb_grpc.FaceServiceStub(channel) for channel in self._channels]  # type: ignore[no-untyped-call]
-        self._turn = itertools.count()
+        self._connectivity = _transport.Connectivity(self._channels)
+        self._replicas = _transport.Replicas(len(self._channels), self._connectivity.state_of)
 
     # ---- the four RPCs ------------------------------------------------------------------
 
@@ -224,23 +231,47 @@ class FaceClient:
         or FAILED with its reason); `stored` ends it with a Verify result, `candidates`
         with an Identify result. Raises the SDK's errors when the stream is refused
         (OVERLOADED and CALLER_THROTTLED as RequestTooLargeError's parent class,
-        ImageUndecodableError for a frame that is not an image, ...). Not retried."""
+        ImageUndecodableError for a frame that is not an image, ...). A session refused as
+        UNAVAILABLE before it started is retried on another replica (no frame was taken
+        yet); one whose replica goes away once started raises LivenessSessionLostError:
+        start a new session (the person begins again)."""
         start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
-        stub = self._stubs[next(self._turn) % len(self._stubs)]
-        try:
-            return liveness.run_session(
-                lambda requests: stub.CheckLiveness(requests, timeout=timeout, metadata=self._metadata),
-                start,
-                frames,
-                on_event,
+        deadline = time.monotonic() + timeout
+        attempts = self.retry_policy.attempts
+        tried: set[int] = set()
+        for attempt in range(1, attempts + 1):
+            index = self._replicas.pick(frozenset(tried))
+            stub = self._stubs[index]
+            progress = liveness.Progress()
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                return liveness.run_session(
+                    functools.partial(stub.CheckLiveness, timeout=remaining, metadata=self._metadata),
+                    start,
+                    frames,
+                    on_event,
+                    progress,
+                )
+            except grpc.RpcError as rpc_error:
+                failure = _transport.error_from_rpc(rpc_error, "CheckLiveness")
+            if progress.started:
+                raise liveness.lost_or(failure)
+            tried.add(index)
+            delay = _transport.retry_delay(
+                self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
             )
-        except grpc.RpcError as rpc_error:
-            raise _transport.error_from_rpc(rpc_error, "CheckLiveness") from None
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
+                raise failure
+            _transport.log_retry("CheckLiveness", failure, attempt, attempts, delay)
+            time.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # ---- lifecycle --------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the channels; calls in flight are cancelled."""
+        self._closed = True
+        self._connectivity.close()
         for channel in self._channels:
             channel.close()
 
@@ -258,6 +289,7 @@ class FaceClient:
         budget = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         attempts = self.retry_policy.attempts
+        tried: set[int] = set()
         for attempt in range(1, attempts + 1):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -266,13 +298,18 @@ class FaceClient:
                     code=StatusCode.DEADLINE_EXCEEDED,
                     method=method,
                 )
-            stub = self._stubs[next(self._turn) % len(self._stubs)]
+            index = self._replicas.pick(frozenset(tried))
             try:
-                return getattr(stub, method)(request, timeout=remaining, metadata=self._metadata)
+                return getattr(self._stubs[index], method)(
+                    request, timeout=remaining, metadata=self._metadata
+                )
             except grpc.RpcError as rpc_error:
                 failure = _transport.error_from_rpc(rpc_error, method)
-            delay = self.retry_policy.backoff(attempt)
-            if not _transport.retryable(failure, attempt, attempts, delay, deadline):
+            tried.add(index)
+            delay = _transport.retry_delay(
+                self.retry_policy, attempt, self._replicas.ready_besides(frozenset(tried))
+            )
+            if not _transport.retryable(failure, attempt, attempts, delay, deadline, self._closed):
                 raise failure
             _transport.log_retry(method, failure, attempt, attempts, delay)
             time.sleep(delay)

@@ -23,7 +23,8 @@ write `except NoFaceError` instead of parsing trailers; no grpc.RpcError escapes
     │   ├── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH
     │   └── TemplateInvalidError        TEMPLATE_INVALID
     ├── ServiceUnavailableError         UNAVAILABLE (retried by the SDK)
-    │   └── EngineNotReadyError         ENGINE_NOT_READY
+    │   ├── EngineNotReadyError         ENGINE_NOT_READY
+    │   └── LivenessSessionLostError    a started session's replica went away: start again
     ├── DeadlineExceededError           DEADLINE_EXCEEDED (also a TimeoutError)
     ├── RequestTooLargeError            MESSAGE_TOO_LARGE (RESOURCE_EXHAUSTED)
     ├── AuthenticationError             UNAUTHENTICATED, PERMISSION_DENIED
@@ -268,6 +269,14 @@ class EngineNotReadyError(ServiceUnavailableError):
     """The service is up but still loading its models, or shutting down."""
 
     REASON = "ENGINE_NOT_READY"
+
+
+class LivenessSessionLostError(ServiceUnavailableError):
+    """check_liveness: the replica serving a session that had started went away (it was
+    stopped and its grace ran out, it crashed, the network broke). The frames sent are
+    lost with it and a session cannot move to another replica: start a new session
+    (prompt the person again); the SDK sends it to a replica that is up. Raised by the
+    SDK, not the service (`reason` is None, `code` the transport's)."""
 
 
 class DeadlineExceededError(FaceServiceError, TimeoutError):

@@ -24,6 +24,7 @@ from typing import Any
 from facesvc_client import _convert
 from facesvc_client._convert import GalleryInput, ImageInput, StoredInput
 from facesvc_client._proto import face_service_pb2 as pb
+from facesvc_client.errors import FaceServiceError, LivenessSessionLostError, StatusCode
 from facesvc_client.types import (
     Embedding,
     Face,
@@ -342,6 +343,27 @@ class _Prompts:
             self.seen.append(event.prompt)
 
 
+class Progress:
+    """Whether a session started (its LivenessStarted came): until then no frame was
+    taken from the caller's iterator, so a refused start may go to another replica."""
+
+    def __init__(self) -> None:
+        self.started = False
+
+
+def lost_or(failure: FaceServiceError) -> FaceServiceError:
+    """A started session's failure: LivenessSessionLostError when its replica went away
+    (the connection broke, or the replica stopped and its grace ran out), else `failure`."""
+    if failure.reason is None and failure.code in (StatusCode.UNAVAILABLE, StatusCode.CANCELLED):
+        return LivenessSessionLostError(
+            f"the liveness session's replica went away ({failure.message}); start a new session",
+            code=failure.code,
+            metadata=failure.metadata,
+            method="CheckLiveness",
+        )
+    return failure
+
+
 # ---- the blocking driver ------------------------------------------------------------------
 
 _END: Any = object()
@@ -352,6 +374,7 @@ def run_session(
     start: pb.CheckLivenessRequest,
     frames: Iterable[FrameInput],
     on_event: Callable[[LivenessEvent], None] | None,
+    progress: Progress | None = None,
 ) -> LivenessResult:
     """Drive one stream lock-step: a frame goes out only after the last one's feedback."""
     turn: queue.Queue[Any] = queue.Queue()
@@ -371,6 +394,8 @@ def run_session(
     prompts = _Prompts()
     try:
         for message in call(requests()):
+            if progress is not None:
+                progress.started = True
             event = event_of(message)
             if isinstance(event, LivenessStarted | LivenessFeedback):
                 prompts.note(event)

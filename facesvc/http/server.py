@@ -1,5 +1,5 @@
 """HttpServer: the HTTP door on a port of its own, served by uvicorn on a thread beside
-the gRPC server, with the same host, TLS files and lifetime (facesvc.rpc.workers)."""
+the gRPC server, with the same host, TLS files and lifetime (composed by facesvc.serve)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ second core. Like gRPC's own examples/python/multiprocessing, each worker runs a
 complete server (engine, health, reflection) on the same port with SO_REUSEPORT and
 the kernel spreads connections over them; the parent only reserves the port, starts
 the workers, forwards SIGTERM and reports how they ended.
+
+Other doors onto the same servicer (the HTTP door) are not known here: whoever composes
+the process (facesvc.serve) passes a `doors` factory, and each door starts and stops with
+the gRPC server.
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from multiprocessing.connection import Connection
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from facesvc import __version__, logs
 from facesvc.config import Settings
@@ -29,12 +33,31 @@ from facesvc.errors import ModelUnavailableError
 from facesvc.rpc import metrics
 from facesvc.rpc.server import FaceServer, create_server
 
-if TYPE_CHECKING:
-    from facesvc.http.server import HttpServer
-
 log = logging.getLogger("facesvc.server")
 
 EXIT_OK, EXIT_CANNOT_START = 0, 1
+
+
+class Door(Protocol):
+    """Another way in beside gRPC (e.g. facesvc.http.server.HttpServer): bound when made,
+    serving after start(), draining its calls in flight after stop()."""
+
+    port: int
+
+    def start(self) -> None: ...
+
+    def stop(self) -> threading.Event:
+        """Stop accepting, finish what is in flight; the event is set once it has."""
+        ...
+
+
+#: Makes the doors of one serving process, named by the log field of their port
+#: (e.g. {"http_port": ...}): (settings, the gRPC server, reuse_port) -> doors.
+Doors = Callable[[Settings, FaceServer, bool], Mapping[str, Door]]
+
+
+def no_doors(_settings: Settings, _face_server: FaceServer, _reuse_port: bool) -> Mapping[str, Door]:
+    return {}
 
 
 def _on_stop_signals(stopping: threading.Event, grace: float) -> None:
@@ -52,6 +75,7 @@ def serve(
     reuse_port: bool = False,
     on_loaded: Callable[[int], bool] | None = None,
     on_serving: Callable[[], None] | None = None,
+    doors: Doors = no_doors,
 ) -> int:
     """Serve in this process until SIGTERM or SIGINT; returns the exit code.
 
@@ -59,26 +83,26 @@ def serve(
     health turns SERVING. A model that cannot be had ends start-up with exit code 1.
     `on_loaded(port)`, when given, is called once the models are warm and decides
     whether to go SERVING (a worker waits there for its siblings); `on_serving`, once
-    health says SERVING.
+    health says SERVING. `doors` makes the other doors, started and stopped with gRPC.
     """
     stopping = threading.Event()
     _on_stop_signals(stopping, settings.grace_seconds)
     engine = FaceEngine(settings)
     face_server = create_server(settings, engine, reuse_port=reuse_port)
-    http = _http_server(settings, face_server, reuse_port)
+    others = dict(doors(settings, face_server, reuse_port))
     if face_server.templates is not None:
         templates = face_server.templates
         signal.signal(signal.SIGHUP, lambda _signum, _frame: templates.reload())
     face_server.server.start()
-    if http is not None:
-        http.start()
-    ports = {"port": face_server.port, **({"http_port": http.port} if http is not None else {})}
+    for door in others.values():
+        door.start()
+    ports = {"port": face_server.port, **{name: door.port for name, door in others.items()}}
     log.info("listening", extra={**ports, "version": __version__, "status": "NOT_SERVING"})
     try:
         engine.load()
     except ModelUnavailableError as error:
         log.error("cannot start: %s", error, extra={"model": settings.model, "detector": settings.detector})
-        _stop(face_server, http, 0)
+        _stop(face_server, others.values(), 0)
         return EXIT_CANNOT_START
     go = on_loaded(face_server.port) if on_loaded is not None else True
     if go and not stopping.is_set():
@@ -88,27 +112,18 @@ def serve(
         if on_loaded is None:
             log.info("serving", extra={**ports, "model": settings.model, "detector": settings.detector})
         stopping.wait()
-    _stop(face_server, http, settings.grace_seconds)
+    _stop(face_server, others.values(), settings.grace_seconds)
     log.info("stopped")
     return EXIT_OK
 
 
-def _http_server(settings: Settings, face_server: FaceServer, reuse_port: bool) -> HttpServer | None:
-    """The HTTP door (facesvc.http) beside the gRPC server, unless FACESVC_HTTP_PORT is 0."""
-    if settings.http_port == 0:
-        return None
-    from facesvc.http.server import HttpServer  # only where HTTP is served
-
-    return HttpServer(settings, face_server, reuse_port=reuse_port)
-
-
-def _stop(face_server: FaceServer, http: HttpServer | None, grace: float) -> None:
-    """Both doors stop together: NOT_SERVING, refuse new calls, let in-flight ones finish."""
+def _stop(face_server: FaceServer, others: Iterable[Door], grace: float) -> None:
+    """Every door stops together: NOT_SERVING, refuse new calls, let in-flight ones finish."""
     done = face_server.stop(grace)
-    http_done = http.stop() if http is not None else None
+    stopped = [door.stop() for door in others]
     done.wait()
-    if http_done is not None:
-        http_done.wait(grace + 5)
+    for door_done in stopped:
+        door_done.wait(grace + 5)
 
 
 def process_count(settings: Settings) -> int:
@@ -134,7 +149,7 @@ def _reserved_port(host: str, port: int) -> Iterator[int]:
         sock.close()
 
 
-def _worker(settings: Settings, parent: Connection) -> None:
+def _worker(settings: Settings, parent: Connection, doors: Doors) -> None:
     """One serving process. It reports when its models are warm, then turns SERVING only
     when the parent says every sibling is warm too: a connection the kernel hands to any
     worker must never meet one still loading while health says SERVING."""
@@ -147,14 +162,15 @@ def _worker(settings: Settings, parent: Connection) -> None:
     def on_serving() -> None:
         parent.send(("serving", settings.port))
 
-    code = serve(settings, reuse_port=True, on_loaded=on_loaded, on_serving=on_serving)
+    code = serve(settings, reuse_port=True, on_loaded=on_loaded, on_serving=on_serving, doors=doors)
     with contextlib.suppress(OSError):
         parent.send(("exit", code))
     os._exit(code)
 
 
-def supervise(settings: Settings, processes: int) -> int:
-    """Run `processes` serving workers on one port until SIGTERM; returns the exit code."""
+def supervise(settings: Settings, processes: int, doors: Doors = no_doors) -> int:
+    """Run `processes` serving workers on one port until SIGTERM; returns the exit code.
+    Each worker serves `doors` too, on ports shared the same way."""
     stopping = threading.Event()
     _on_stop_signals(stopping, settings.grace_seconds)
     context = multiprocessing.get_context("fork")  # before any gRPC object exists here
@@ -172,7 +188,7 @@ def supervise(settings: Settings, processes: int) -> int:
         workers = []
         for _ in range(processes):
             parent_end, child_end = context.Pipe(duplex=True)
-            process = context.Process(target=_worker, args=(worker_settings, child_end), daemon=False)
+            process = context.Process(target=_worker, args=(worker_settings, child_end, doors), daemon=False)
             process.start()
             workers.append((process, parent_end))
         pod_metrics.serve()
