@@ -2,13 +2,14 @@
 
 A blink is counted when, relative to the person's open level just before it, the eyes
 fall (from an open frame at most two frames earlier), stay down one to
-MAX_CLOSED_FRAMES frames, and recover; the fall is read on the geometric mean of two
-ratios, the mesh's eye aspect ratio and the eye texture (facesvc.engine.session.eye_texture),
-weighted TEXTURE_WEIGHT to the texture, and the deepest frame's eye aspect ratio must confirm it. One jittery frame in one signal,
-a slow drift (the head tilting down) or a long closure (looking down) is no blink.
+MAX_CLOSED_FRAMES frames, and recover; the fall is read on a weighted geometric mean of
+two ratios, the mesh's eye aspect ratio and the eye texture
+(facesvc.engine.session.eye_texture, weight TEXTURE_WEIGHT), and the deepest frame's eye
+aspect ratio must confirm it. One jittery frame in one signal, a slow drift (the head tilting down) or a long closure (looking down) is no blink.
 The open level is the median of the last BASELINE_FRAMES open frames: a local level
 follows slow changes of pose and light that a session-wide one mistakes for closures.
-Thresholds: `python -m facesvc.tools.calibrate_liveness --only blink` (docs/LIVENESS.md).
+Thresholds, chosen leave one clip out: `python -m facesvc.tools.calibrate_liveness --only loo`
+(docs/LIVENESS.md).
 """
 
 from __future__ import annotations
