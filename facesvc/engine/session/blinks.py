@@ -2,26 +2,28 @@
 
 A blink is counted when, relative to the person's open level just before it, the eyes
 fall (from an open frame at most two frames earlier), stay down one to
-MAX_CLOSED_FRAMES frames, and recover; the fall is read on the geometric mean of two
-ratios, the mesh's eye aspect ratio and the eye texture (facesvc.engine.session.eye_texture),
-and the deepest frame's eye aspect ratio must confirm it. One jittery frame in one signal,
-a slow drift (the head tilting down) or a long closure (looking down) is no blink.
+MAX_CLOSED_FRAMES frames, and recover; the fall is read on a weighted geometric mean of
+two ratios, the mesh's eye aspect ratio and the eye texture
+(facesvc.engine.session.eye_texture, weight TEXTURE_WEIGHT), and the deepest frame's eye
+aspect ratio must confirm it. One jittery frame in one signal, a slow drift (the head tilting down) or a long closure (looking down) is no blink.
 The open level is the median of the last BASELINE_FRAMES open frames: a local level
 follows slow changes of pose and light that a session-wide one mistakes for closures.
-Thresholds: `python -m facesvc.tools.calibrate_liveness --only blink` (docs/LIVENESS.md).
+Thresholds, chosen leave one clip out: `python -m facesvc.tools.calibrate_liveness --only loo`
+(docs/LIVENESS.md).
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
 #: The combined ratio under which a frame counts as closed, and over which as open again.
-CLOSED_RATIO = 0.89
-OPEN_RATIO = 0.90
+CLOSED_RATIO = 0.88
+OPEN_RATIO = 0.89
 #: The eye aspect ratio (over its open level) the closure's deepest frame must reach.
 CONFIRM_RATIO = 0.92
+#: The texture's weight in the combined ratio (the eye aspect ratio has the rest).
+TEXTURE_WEIGHT = 0.3
 #: Open frames whose median is the open level.
 BASELINE_FRAMES = 6
 #: Frames a closure may last (a blink is 100-400 ms: 3-12 frames at 30 fps).
@@ -38,6 +40,7 @@ class BlinkDetector:
     closed_ratio: float = CLOSED_RATIO
     open_ratio: float = OPEN_RATIO
     confirm_ratio: float = CONFIRM_RATIO
+    texture_weight: float = TEXTURE_WEIGHT
     blinks: list[float] = field(default_factory=list)
     _openness: deque[float] = field(default_factory=lambda: deque(maxlen=BASELINE_FRAMES))
     _texture: deque[float] = field(default_factory=lambda: deque(maxlen=BASELINE_FRAMES))
@@ -52,7 +55,8 @@ class BlinkDetector:
             return
         openness_ratio = openness / max(_median(self._openness), 1e-6)
         texture_ratio = texture / max(_median(self._texture), 1e-6) if texture > 0 else 1.0
-        ratio = math.sqrt(max(openness_ratio, 0.0) * max(texture_ratio, 0.0))
+        weight = self.texture_weight
+        ratio = max(openness_ratio, 1e-9) ** (1 - weight) * max(texture_ratio, 1e-9) ** weight
         if self._closing is None:
             if ratio > self.open_ratio:
                 self._open(openness, texture)
