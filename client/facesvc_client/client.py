@@ -77,8 +77,13 @@ class FaceClient:
         face_selection: FaceSelection | None = None,
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
+        more_images: Sequence[ImageInput] = (),
+        max_templates: int = 0,
     ) -> EnrollResult:
         """Detect the one face in a photo and return its embedding for you to store.
+        With `more_images` (further photos of the same person), the result's `templates`
+        holds up to `max_templates` (0: 3) of them, best first: store them all
+        (DifferentPeopleError names a photo of someone else in metadata image_index).
 
         Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
         LowQualityError, ...) when the photo cannot be used. `presentation_attack` sets
@@ -86,7 +91,13 @@ class FaceClient:
         REPORT unless configured); ENFORCE is always allowed, and a weaker mode than the
         default raises PresentationAttackRelaxDeniedError unless the server lets this
         caller relax it."""
-        request = _convert.enroll_request(_convert.read_image(image), face_selection, presentation_attack)
+        request = _convert.enroll_request(
+            _convert.read_image(image),
+            face_selection,
+            presentation_attack,
+            [_convert.read_image(m) for m in more_images],
+            max_templates,
+        )
         return _convert.enroll_result(self._call("Enroll", request, timeout))
 
     def verify(

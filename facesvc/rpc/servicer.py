@@ -64,14 +64,10 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             caller_gone(context),
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
+            list(request.more_images),
+            request.max_templates,
         )
-        face = result.face
-        return pb.EnrollResponse(
-            embedding=converters.template_to_proto(self.templates.export(face.embedding, result.model)),
-            quality=converters.quality_to_proto(face.quality),
-            face=converters.face_to_proto(face),
-            liveness_checks=converters.liveness_to_proto(face.liveness),
-        )
+        return converters.enrollment_to_proto(result, self.templates)
 
     @guarded("Verify")
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
@@ -180,6 +176,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             operating_points=converters.operating_points_to_proto(info.operating_points),
             default_far=info.default_far,
             open_set=converters.open_set_to_proto(info.open_set),
+            enroll_max_images=settings.enroll_max_images,
+            enroll_max_templates=settings.enroll_max_templates,
         )
 
     @guarded("Reseal")

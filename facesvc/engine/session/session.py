@@ -34,8 +34,10 @@ from facesvc.engine.pipeline.presentation_attack import AttackMode
 from facesvc.engine.session import face_state
 from facesvc.engine.session import token as liveness_token
 from facesvc.engine.session.face_state import FaceState, FaceStateEstimator
+from facesvc.engine.templates import enrolment
 from facesvc.engine.types import (
     AnalysedFace,
+    EnrolledTemplate,
     FaceSelection,
     FloatArray,
     Identification,
@@ -159,6 +161,7 @@ class SessionTemplates:
     gallery: Gallery | None = None
     top_k: int = 1
     threshold: float | None = None
+    max_templates: int = 0  # an enrolment: the result carries templates (templates.enrolment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +212,7 @@ class SessionResult:
     verification: Verification | None = None
     identification: Identification | None = None
     token: str = ""
+    templates: tuple[EnrolledTemplate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,6 +657,7 @@ class LivenessSession:
             verification=verification,
             identification=identification,
             token=self._sign(claims),
+            templates=enrolment.from_frames(best, track.consistent, templates.max_templates, self._engine),
         )
         return self._ended(result)
 
