@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     1.6% of strangers and lowers FPIR 0.76% -> 0.30% and FNIR 4.7% -> 3.6% among the rest
     (`make eval`); a burst lowers FNIR without refusing anyone."""
 
+    enroll_max_images: int = Field(5, ge=1, le=20)
+    """The most photos one Enroll takes (`image` and `more_images` together): each costs
+    one analysis, so this bounds a request's work; more is TOO_MANY_IMAGES."""
+
+    enroll_max_templates: int = Field(5, ge=1, le=20)
+    """The most templates one Enroll or liveness session returns; a request asking for
+    more (`max_templates`) gets this many. The open-set rule is calibrated for 1 to 5
+    templates per identity (docs/IDENTIFY.md)."""
+
     min_face_size: int = Field(80, ge=1)
     """Smallest accepted face, in pixels of the original image (shorter box side)."""
 

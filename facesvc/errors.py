@@ -178,6 +178,19 @@ class LivenessSessionError(FaceServiceError):
     suspicious = True
 
 
+class TooManyImagesError(FaceServiceError):
+    """An Enroll sent more photos than FACESVC_ENROLL_MAX_IMAGES."""
+
+    reason = "TOO_MANY_IMAGES"
+
+
+class DifferentPeopleError(FaceServiceError):
+    """One of an Enroll's photos (metadata image_index) is not of the person in the others."""
+
+    reason = "DIFFERENT_PEOPLE"
+    suspicious = True
+
+
 class RequestInvalidError(FaceServiceError):
     """An HTTP request body that is not the RPC's request message in protobuf's JSON
     mapping (or a form field that is not what the endpoint reads); gRPC callers cannot

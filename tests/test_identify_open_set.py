@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,7 +157,8 @@ def test_the_response_says_which_threshold_and_which_n(
     assert response.threshold == pytest.approx(min(table.threshold_for(n, 0.01), health.threshold), abs=1e-6)
     # A gallery of 1,000 people is searched well below Verify's 1:1 threshold.
     assert response.threshold < health.threshold - 0.05
-    # Duplicate templates of one person count once: N is distinct identities.
+    # Two templates per person: N is distinct identities, each weighted by its templates
+    # (a stranger has more chances), so the threshold is stricter (issue 25).
     doubled = pb.PackedGallery(
         ids=[*company.ids, *company.ids], values=company.gallery.values * 2, model="SFace"
     )
@@ -164,7 +166,12 @@ def test_the_response_says_which_threshold_and_which_n(
         pb.IdentifyRequest(image=(LFW / company.employees[0][1]).read_bytes(), packed_candidates=doubled),
         timeout=60,
     )
-    assert twice.gallery_identities == n and twice.threshold == pytest.approx(response.threshold)
+    weight = math.ceil(table.template_weight(2) * n - 1e-6)
+    assert (twice.gallery_identities, twice.gallery_weight) == (n, weight)
+    assert twice.threshold == pytest.approx(
+        min(table.threshold_for(weight, 0.01), health.threshold), abs=1e-6
+    )
+    assert twice.threshold < response.threshold
 
 
 def test_an_explicit_threshold_or_far_behaves_as_before(

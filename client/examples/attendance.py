@@ -96,22 +96,23 @@ def enroll(
     photos: Sequence[Path],
     allow_plain: bool = False,
 ) -> int:
-    """Enroll every photo of one employee; a refused photo is reported and skipped."""
+    """Enroll one employee from all its photos in one call (several templates, chosen by
+    the service for quality and diversity); a refused photo is reported and left out."""
     stored = 0
-    for photo in photos:
+    remaining = list(photos)
+    outcome: dict[Path, dict[str, object]] = {}
+    result = None
+    while remaining and result is None:
         try:
-            result = client.enroll(photo)
+            result = client.enroll(remaining[0], more_images=remaining[1:5])
         except ImageRejectedError as error:
-            emit(
-                photo=str(photo),
-                employee=employee,
-                status="rejected",
-                reason=error.reason,
-                detail=error.message,
-            )
-            continue
-        template = result.embedding
-        if not isinstance(template, SealedTemplate) and not allow_plain:
+            bad = remaining[int(error.metadata.get("image_index", "0"))]
+            outcome[bad] = {"status": "rejected", "reason": error.reason, "detail": error.message}
+            remaining.remove(bad)
+    for template in result.templates if result is not None else ():
+        photo = remaining[template.image_index]
+        embedding = template.embedding
+        if not isinstance(embedding, SealedTemplate) and not allow_plain:
             raise SystemExit(
                 "the service returned a plain embedding: give it a template key "
                 "(FACESVC_TEMPLATE_KEYS_FILE) so that this database holds sealed templates only, "
@@ -127,15 +128,17 @@ def enroll(
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     employee,
-                    template.model,
-                    template.key_id if isinstance(template, SealedTemplate) else "",
-                    template.to_json(),
+                    embedding.model,
+                    embedding.key_id if isinstance(embedding, SealedTemplate) else "",
+                    embedding.to_json(),
                     str(photo),
-                    result.quality.score,
+                    template.quality.score,
                 ),
             )
         stored += 1
-        emit(photo=str(photo), employee=employee, status="enrolled", quality=result.quality.score)
+        outcome[photo] = {"status": "enrolled", "quality": template.quality.score}
+    for photo in photos:  # in the order given; a usable photo the service did not keep says so
+        emit(photo=str(photo), employee=employee, **outcome.get(photo, {"status": "not_kept"}))
     return stored
 
 

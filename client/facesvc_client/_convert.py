@@ -16,6 +16,7 @@ from facesvc_client.types import (
     BoundingBox,
     Candidate,
     Embedding,
+    EnrolledTemplate,
     EnrollResult,
     Face,
     FaceIdentification,
@@ -119,11 +120,15 @@ def enroll_request(
     face_selection: FaceSelection | str | None,
     presentation_attack: PresentationAttackMode | str | None = None,
     min_quality: float | None = None,
+    more_images: Sequence[bytes] = (),
+    max_templates: int = 0,
 ) -> pb.EnrollRequest:
     request = pb.EnrollRequest(
         image=image,
         face_selection=_selection(face_selection),
         presentation_attack=_attack_mode(presentation_attack),
+        more_images=list(more_images),
+        max_templates=max_templates,
     )
     if min_quality is not None:
         request.min_quality = min_quality
@@ -302,6 +307,14 @@ def enroll_result(message: pb.EnrollResponse) -> EnrollResult:
         quality=_quality(message.quality),
         face=_face(message.face),
         liveness_checks=_liveness(message.liveness_checks),
+        templates=enrolled_templates(message.templates),
+    )
+
+
+def enrolled_templates(messages: Iterable[pb.EnrolledTemplate]) -> tuple[EnrolledTemplate, ...]:
+    return tuple(
+        EnrolledTemplate(_embedding(t.embedding), _quality(t.quality), _face(t.face), t.image_index)
+        for t in messages
     )
 
 
@@ -346,6 +359,7 @@ def _open_set(message: pb.OpenSetRule) -> OpenSetRule:
         },
         measured_max=message.measured_max,
         extrapolated_max=message.extrapolated_max,
+        template_weights=tuple(_f32(w) for w in message.template_weights) or (1.0,),
     )
 
 

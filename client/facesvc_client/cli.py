@@ -186,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     enroll = command("enroll", "Enroll the face in PHOTO and print its embedding.")
     photo_and_selection(enroll)
+    enroll.add_argument(
+        "more_photos",
+        nargs="*",
+        metavar="MORE",
+        help="further photos of the same person: up to --max-templates templates are kept (store them all)",
+    )
+    enroll.add_argument(
+        "--max-templates", type=int, default=0, help="the most templates to keep (default: 3)"
+    )
 
     verify = command("verify", "Check whether PHOTO shows the person of the stored embeddings.")
     photo_and_selection(verify)
@@ -335,7 +344,11 @@ def _client(args: argparse.Namespace) -> FaceClient:
 
 def _enroll(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     result = client.enroll(
-        _read(args.photo, "photo"), face_selection=_selection(args), presentation_attack=_attack_mode(args)
+        _read(args.photo, "photo"),
+        face_selection=_selection(args),
+        presentation_attack=_attack_mode(args),
+        more_images=[_read(path, "photo") for path in args.more_photos],
+        max_templates=args.max_templates,
     )
     return result.to_dict(), True
 
@@ -470,6 +483,8 @@ def load_gallery(path: str) -> list[Candidate]:
 
 
 def _embeddings_in(data: Any) -> list[Template]:
+    if isinstance(data, dict) and isinstance(data.get("templates"), list) and data["templates"]:
+        data = data["templates"]  # enroll's whole output with several templates: all of them
     items = data if isinstance(data, list) else [data]
     result = []
     for item in items:

@@ -86,8 +86,13 @@ class FaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         min_quality: float | None = None,
+        more_images: Sequence[ImageInput] = (),
+        max_templates: int = 0,
     ) -> EnrollResult:
         """Detect the one face in a photo and return its embedding for you to store.
+        With `more_images` (further photos of the same person), the result's `templates`
+        holds up to `max_templates` (0: 3) of them, best first: store them all
+        (DifferentPeopleError names a photo of someone else in metadata image_index).
 
         Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
         LowQualityError, ...) when the photo cannot be used. `presentation_attack` sets
@@ -97,7 +102,12 @@ class FaceClient:
         caller relax it. `min_quality` (0-100) refuses a face whose unified quality is below
         it (LowQualityError naming the weakest component; None: the server's default)."""
         request = _convert.enroll_request(
-            _convert.read_image(image), face_selection, presentation_attack, min_quality
+            _convert.read_image(image),
+            face_selection,
+            presentation_attack,
+            min_quality,
+            [_convert.read_image(m) for m in more_images],
+            max_templates,
         )
         return _convert.enroll_result(self._call("Enroll", request, timeout))
 

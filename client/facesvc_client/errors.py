@@ -165,6 +165,18 @@ class LowQualityError(ImageRejectedError):
     REASON = "LOW_QUALITY"
 
 
+class DifferentPeopleError(ImageRejectedError):
+    """One of an enrolment's photos (metadata image_index) shows someone else."""
+
+    REASON = "DIFFERENT_PEOPLE"
+
+
+class TooManyImagesError(ImageRejectedError):
+    """More photos in one enrolment than the service takes (Health.enroll_max_images)."""
+
+    REASON = "TOO_MANY_IMAGES"
+
+
 class LivenessFailedError(ImageRejectedError):
     """A basic liveness check failed (blur, lighting, size or implausible geometry)."""
 
@@ -338,6 +350,8 @@ _BY_REASON: Mapping[str, type[FaceServiceError]] = {
         FaceTooSmallError,
         LowQualityError,
         LivenessFailedError,
+        DifferentPeopleError,
+        TooManyImagesError,
         PresentationAttackError,
         FaceNotScorableError,
         IdentityUndecidedError,

@@ -339,15 +339,32 @@ class EnrollResult:
     quality: Quality
     face: Face
     liveness_checks: tuple[LivenessCheck, ...]
+    templates: tuple[EnrolledTemplate, ...] = ()
+    """Every template chosen (the first is `embedding`): store them all for the person."""
 
     @property
     def presentation_attack(self) -> LivenessCheck | None:
         """The presentation-attack check (value: the live score); None when the stage was off."""
         return _check_named(self.liveness_checks, PRESENTATION_ATTACK_CHECK)
 
+    @property
+    def embeddings(self) -> tuple[Template, ...]:
+        """The templates to store, best first (`embedding` alone from an older service)."""
+        return tuple(t.embedding for t in self.templates) or (self.embedding,)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what the CLI prints)."""
         return _fields(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledTemplate:
+    """One template of an enrolment, from one photo (image_index: 0 the first photo)."""
+
+    embedding: Template
+    quality: Quality
+    face: Face
+    image_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -529,6 +546,8 @@ class OpenSetRule:
     """Gallery sizes up to this were measured; above, extrapolated."""
     extrapolated_max: int
     """Above this gallery size the figure is not supported by data."""
+    template_weights: tuple[float, ...] = (1.0,)
+    """What an identity with k templates counts for in the gallery size (entry k - 1)."""
 
     @property
     def fpirs(self) -> tuple[float, ...]:

@@ -8,6 +8,7 @@ every method is thread-safe.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import math
 import os
@@ -23,7 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from facesvc.config import Settings
 from facesvc.engine import group
-from facesvc.engine.matching import open_set, scores
+from facesvc.engine.matching import open_set, scores, validation
 from facesvc.engine.matching.gallery import Checked, Gallery
 from facesvc.engine.pipeline import decode, quality
 from facesvc.engine.pipeline.checks import LivenessLimits, run_checks
@@ -37,6 +38,7 @@ from facesvc.engine.stages import STAGES as STAGES  # re-exported: facesvc.rpc.m
 from facesvc.engine.stages import StageClock
 from facesvc.engine.stages import StageObserver as StageObserver  # re-exported
 from facesvc.engine.stages import StopCheck as StopCheck  # re-exported: rpc.guard, session
+from facesvc.engine.templates import enrolment
 from facesvc.engine.types import (
     AnalysedFace,
     Box,
@@ -53,7 +55,6 @@ from facesvc.engine.types import (
 )
 from facesvc.errors import (
     EmbeddingInvalidError,
-    EmbeddingModelMismatchError,
     EngineNotReadyError,
     FaceNotScorableError,
     FaceTooSmallError,
@@ -394,14 +395,24 @@ class FaceEngine:
         should_stop: StopCheck | None = None,
         presentation_attack: AttackMode | None = None,
         may_relax: bool = False,
+        more_images: Sequence[bytes] = (),
+        max_templates: int = 0,
         min_quality: float | None = None,
     ) -> Enrollment:
         """`presentation_attack`: the mode the request asks for (None: the Enroll default,
-        FACESVC_PRESENTATION_ATTACK_ENROLL); see attack_mode_for."""
+        FACESVC_PRESENTATION_ATTACK_ENROLL); see attack_mode_for. `more_images`: further
+        photos of the person, analysed side by side; see facesvc.engine.templates.enrolment."""
+        settings, recognizer = self.settings, self._models()[1]
+        enrolment.check_count(1 + len(more_images), settings.enroll_max_images)
+        count = enrolment.templates_wanted(max_templates, settings.enroll_max_templates)
         mode = self.attack_mode_for(self.enroll_attack_mode, presentation_attack, may_relax)
-        floor = floor_of(min_quality, self.settings.enroll_min_quality)
-        face = self.analyse(image_bytes, selection, should_stop, mode, min_quality=floor)
-        return Enrollment(face=face, model=self._models()[1].name)
+        floor = floor_of(min_quality, settings.enroll_min_quality)
+        face, more = self._analyse_burst(
+            image_bytes, more_images, selection, should_stop, mode, floor, floor_more=True
+        )
+        return enrolment.enrol(
+            [face, *more], recognizer.name, recognizer.metric, self.default_threshold, count
+        )
 
     def verify(
         self,
@@ -416,7 +427,7 @@ class FaceEngine:
         min_quality: float | None = None,
     ) -> Verification:
         _, recognizer = self._models()
-        gallery = self._gallery(stored, recognizer, what="stored_embeddings")
+        gallery = validation.stacked(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold, far, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         floor = floor_of(min_quality, self.settings.probe_min_quality)
@@ -451,12 +462,13 @@ class FaceEngine:
                 frames=len(more_images) + 1,
                 max_frames=open_set.MAX_FRAMES,
             )
-        checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        identities = open_set.count_identities(gallery.ids)
+        checked = validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        identities = open_set.counted(gallery.ids, self.open_set_table(recognizer))
         limit, target = self._identify_threshold(threshold, far, fpir, identities, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         floor = floor_of(min_quality, self.settings.probe_min_quality)
-        face, frames = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode, floor)
+        face, more = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode, floor)
+        frames = [f.embedding for f in more]
         result = self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
@@ -488,12 +500,12 @@ class FaceEngine:
         detector, recognizer = self._models()
         if top_k < 0:
             raise EmbeddingInvalidError("top_k must not be negative.", top_k=top_k)
-        checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        identities = open_set.count_identities(gallery.ids)
-        limit, target = self._identify_threshold(None, None, fpir, identities, recognizer)
+        checked = validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        counted = open_set.counted(gallery.ids, self.open_set_table(recognizer))
+        limit, target = self._identify_threshold(None, None, fpir, counted, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
         request = group.GroupRequest(
-            image_bytes, gallery.ids, checked, top_k, limit, identities, target, max_faces, mode
+            image_bytes, gallery.ids, checked, top_k, limit, counted.identities, target, max_faces, mode
         )
         models = group.GroupModels(detector, recognizer, self._attack)
         return group.identify_faces(models, self.settings, request, StageClock(self.observer, should_stop))
@@ -506,23 +518,27 @@ class FaceEngine:
         should_stop: StopCheck | None,
         mode: AttackMode,
         floor: float = 0.0,
-    ) -> tuple[AnalysedFace, list[FloatArray]]:
+        floor_more: bool = False,
+    ) -> tuple[AnalysedFace, list[AnalysedFace]]:
         """The first frame in this thread and a burst's further frames beside it on the
         burst threads, so that a 3-frame burst on two cores answers in about two frames'
         time rather than three, for the same CPU (bench --only identify). Errors are raised
-        in frame order, as if the frames had been analysed one after the other."""
+        in frame order, as if the frames had been analysed one after the other, and with
+        further frames they name theirs (metadata image_index)."""
+        first_one = enrolment.indexed(functools.partial(self.analyse, min_quality=floor), named=bool(more))
+        one = first_one if floor_more else enrolment.indexed(self.analyse, named=bool(more))
         if not more or self._burst is None:
-            face = self.analyse(first, selection, should_stop, mode, min_quality=floor)
-            return face, [self.analyse(m, selection, should_stop, mode).embedding for m in more]
+            face = first_one(0, first, selection, should_stop, mode)
+            return face, [one(i, m, selection, should_stop, mode) for i, m in enumerate(more, 1)]
         # Each frame runs in a copy of the caller's context, so what the caller keeps there
         # (the request's metrics and log fields) follows the frame to its thread.
         pending = [
-            self._burst.submit(contextvars.copy_context().run, self.analyse, m, selection, should_stop, mode)
-            for m in more
+            self._burst.submit(contextvars.copy_context().run, one, i, m, selection, should_stop, mode)
+            for i, m in enumerate(more, 1)
         ]
         try:
-            face = self.analyse(first, selection, should_stop, mode, min_quality=floor)
-            return face, [future.result().embedding for future in pending]
+            face = first_one(0, first, selection, should_stop, mode)
+            return face, [future.result() for future in pending]
         finally:
             for future in pending:
                 future.cancel()  # those not started yet, when a frame was refused
@@ -532,7 +548,7 @@ class FaceEngine:
         threshold: float | None,
         far: float | None,
         fpir: float | None,
-        identities: int,
+        identities: open_set.Counted,
         recognizer: FaceRecognizer,
     ) -> tuple[float, float]:
         """Identify's threshold and the FPIR target it holds (0 for a caller's threshold/far)."""
@@ -550,7 +566,7 @@ class FaceEngine:
                     published="none",
                 )
             return self.default_threshold, 0.0
-        return rule.threshold(identities, fpir)
+        return rule.threshold(identities.weight, fpir)
 
     # ---- an analysed face against templates (the liveness session's best frame) ----
 
@@ -558,16 +574,16 @@ class FaceEngine:
         """Validate templates before any face is analysed (EmbeddingInvalidError, ...)."""
         _, recognizer = self._models()
         if stored:
-            self._gallery(stored, recognizer, what="stored_embeddings")
+            validation.stacked(stored, recognizer, what="stored_embeddings")
         if gallery is not None:
-            self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+            validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
 
     def compare(
         self, face: AnalysedFace, stored: Sequence[StoredEmbedding], threshold: float | None = None
     ) -> Verification:
         """Verify's comparison for a face already analysed."""
         _, recognizer = self._models()
-        templates = self._gallery(stored, recognizer, what="stored_embeddings")
+        templates = validation.stacked(stored, recognizer, what="stored_embeddings")
         return self._verification(face, templates, self._threshold(threshold), recognizer)
 
     def rank(
@@ -582,8 +598,8 @@ class FaceEngine:
         (a threshold when given, else the open-set rule at FACESVC_IDENTIFY_FPIR);
         `more_embeddings` are further frames of the same person, decided together."""
         _, recognizer = self._models()
-        checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
-        identities = open_set.count_identities(gallery.ids)
+        checked = validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
+        identities = open_set.counted(gallery.ids, self.open_set_table(recognizer))
         limit, target = self._identify_threshold(threshold, None, None, identities, recognizer)
         frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
         return self._identification(
@@ -616,7 +632,7 @@ class FaceEngine:
         top_k: int,
         limit: float,
         recognizer: FaceRecognizer,
-        identities: int,
+        identities: open_set.Counted,
         fpir: float = 0.0,
         frames: Sequence[FloatArray] = (),
     ) -> Identification:
@@ -630,14 +646,15 @@ class FaceEngine:
             model=recognizer.name,
             threshold=limit,
             matches=open_set.rank(ids, dists, top_k, limit),
-            identities=identities,
+            identities=identities.identities,
+            weight=identities.weight,
             fpir=fpir,
             frames=1 + len(frames),
         )
 
     def check_stored(self, stored: Sequence[StoredEmbedding], what: str) -> None:
         """Validate stored embeddings as Verify does, without a photo (Reseal)."""
-        self._gallery(stored, self._models()[1], what)
+        validation.stacked(stored, self._models()[1], what)
 
     def embed_face(self, pixels: Image, face: AnalysedFace) -> AnalysedFace:
         """`face` (analysed with embed=False) with its embedding, from the full-size upright
@@ -674,66 +691,3 @@ class FaceEngine:
         if not math.isfinite(requested) or requested <= 0:
             raise EmbeddingInvalidError("threshold must be a positive finite number.", threshold=requested)
         return float(requested)
-
-    def _gallery(self, stored: Sequence[StoredEmbedding], recognizer: FaceRecognizer, what: str) -> Checked:
-        """Validate stored embeddings and stack them into an (N, D) matrix."""
-        for index, embedding in enumerate(stored):
-            if embedding.model == recognizer.name and embedding.values.shape != (recognizer.dimension,):
-                raise EmbeddingInvalidError(
-                    f"{what}[{index}] has {embedding.values.size} values; {recognizer.name} "
-                    f"embeddings have {recognizer.dimension}.",
-                    index=index,
-                    length=embedding.values.size,
-                    expected_length=recognizer.dimension,
-                )
-        if stored:
-            shapes = {e.values.shape for e in stored}
-            matrix = (
-                np.stack([e.values for e in stored]).astype(np.float32, copy=False)
-                if len(shapes) == 1
-                else np.zeros((len(stored), 0), dtype=np.float32)
-            )
-        else:
-            matrix = np.zeros((0, recognizer.dimension), dtype=np.float32)
-        return self._validate_matrix(matrix, [e.model for e in stored], recognizer, what)
-
-    @staticmethod
-    def _validate_matrix(
-        matrix: FloatArray, models: Sequence[str] | str, recognizer: FaceRecognizer, what: str
-    ) -> Checked:
-        """Check a gallery matrix: non-empty, this model's, right width, finite, non-zero."""
-        rows = matrix.shape[0]
-        if rows == 0:
-            raise EmbeddingInvalidError(f"{what} is empty; send at least one embedding.", count=0)
-        names = {models} if isinstance(models, str) else set(models)
-        if names != {recognizer.name}:
-            foreign = next(iter(names - {recognizer.name}))
-            index = 0 if isinstance(models, str) else list(models).index(foreign)
-            raise EmbeddingModelMismatchError(
-                f"{what}[{index}] was made by model {foreign or '(none)'!r}, but this "
-                f"service runs {recognizer.name!r}; re-enroll with this model.",
-                index=index,
-                embedding_model=foreign or "(none)",
-                serving_model=recognizer.name,
-            )
-        if matrix.shape[1] != recognizer.dimension:
-            raise EmbeddingInvalidError(
-                f"{what} embeddings have {matrix.shape[1]} values; {recognizer.name} "
-                f"embeddings have {recognizer.dimension}.",
-                length=matrix.shape[1],
-                expected_length=recognizer.dimension,
-            )
-        # One pass over the gallery: the row norms (which the distances reuse) are finite
-        # exactly when every value is (and no value is past ~1e19), zero for an all-zero row.
-        norms = scores.row_norms(matrix)
-        if not np.isfinite(norms).all():  # which row, and why, only when one is bad
-            finite = np.isfinite(matrix).all(axis=1)
-            if not finite.all():
-                row = int(np.argmin(finite))
-                raise EmbeddingInvalidError(f"{what}[{row}] holds NaN or infinite values.", index=row)
-            row = int(np.argmin(np.isfinite(norms)))
-            raise EmbeddingInvalidError(f"{what}[{row}] holds values too large for an embedding.", index=row)
-        if recognizer.metric == "cosine" and not norms.all():
-            row = int(np.argmin(norms != 0))
-            raise EmbeddingInvalidError(f"{what}[{row}] is all zeros.", index=row)
-        return Checked(matrix, norms)

@@ -155,6 +155,17 @@ class Enrollment:
 
     face: AnalysedFace
     model: str
+    #: The templates chosen (the first is `face`), each with the index of its photo.
+    templates: tuple[EnrolledTemplate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolledTemplate:
+    """One template of a person: the face analysed in one photo or frame."""
+
+    face: AnalysedFace
+    #: Enroll: 0 for the request's image, i for more_images[i - 1]; a session: the frame.
+    image_index: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +205,8 @@ class Identification:
     fpir: float = 0.0
     #: How many frames of the person were decided together (1 without a burst).
     frames: int = 1
+    #: The gallery's N as the open-set rule counts it (identities weighted by templates).
+    weight: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +219,8 @@ class OpenSetInfo:
     thresholds: tuple[tuple[float, ...], ...]  # per fpir, per size
     measured_max: int
     extrapolated_max: int
+    #: What an identity with k templates counts for (entry k - 1).
+    template_weights: tuple[float, ...] = (1.0,)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from facesvc.engine.templates import Exported, SealedTemplate, Template, Templat
 from facesvc.engine.types import (
     AnalysedFace,
     Detection,
+    EnrolledTemplate,
+    Enrollment,
     Identification,
     IdentityMatch,
     LivenessCheck,
@@ -228,6 +230,7 @@ def liveness_templates(start: pb.LivenessStart, dimension: int, templates: Templ
         gallery=gallery,
         top_k=start.top_k,
         threshold=optional_float(start, "threshold"),
+        max_templates=start.max_templates,
     )
 
 
@@ -289,6 +292,7 @@ def result_to_proto(result: SessionResult, templates: Templates) -> pb.CheckLive
         message.quality.CopyFrom(quality_to_proto(best.quality))
         message.face.CopyFrom(face_to_proto(best))
         message.liveness_checks.extend(liveness_to_proto(best.liveness))
+    message.templates.extend(templates_to_proto(result.templates, result.model, templates))
     if result.verification is not None:
         message.verify.CopyFrom(verification_to_proto(result.verification))
     if result.identification is not None:
@@ -321,6 +325,7 @@ def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
         gallery_identities=result.identities,
         fpir=result.fpir,
         frames=result.frames,
+        gallery_weight=result.weight,
     )
 
 
@@ -337,6 +342,7 @@ def open_set_to_proto(info: OpenSetInfo | None) -> pb.OpenSetRule | None:
         ],
         measured_max=info.measured_max,
         extrapolated_max=info.extrapolated_max,
+        template_weights=info.template_weights,
     )
 
 
@@ -409,3 +415,34 @@ def group_audit(response: pb.IdentifyFacesResponse) -> dict[str, object] | None:
     if "PRESENTATION_ATTACK" not in refusals:
         return None
     return {"face_count": response.face_count, "faces_returned": len(response.faces), "refusals": refusals}
+
+
+def templates_to_proto(
+    chosen: Sequence[EnrolledTemplate], model: str, templates: Templates
+) -> list[pb.EnrolledTemplate]:
+    """Enroll's (or a session's) templates, each sealed as Enroll's embedding is."""
+    return [
+        pb.EnrolledTemplate(
+            embedding=template_to_proto(templates.export(t.face.embedding, model)),
+            quality=quality_to_proto(t.face.quality),
+            face=face_to_proto(t.face),
+            image_index=t.image_index,
+        )
+        for t in chosen
+    ]
+
+
+def enrollment_to_proto(result: Enrollment, templates: Templates) -> pb.EnrollResponse:
+    """Enroll's answer: the first template in the single-embedding fields, as before
+    several photos, and every template (the first again) in `templates`."""
+    chosen = templates_to_proto(result.templates, result.model, templates)
+    face = result.face
+    return pb.EnrollResponse(
+        embedding=chosen[0].embedding
+        if chosen
+        else template_to_proto(templates.export(face.embedding, result.model)),
+        quality=quality_to_proto(face.quality),
+        face=face_to_proto(face),
+        liveness_checks=liveness_to_proto(face.liveness),
+        templates=chosen,
+    )

@@ -64,15 +64,11 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             caller_gone(context),
             converters.attack_mode(request.presentation_attack),
             self._relax.allows(context.invocation_metadata()),
+            list(request.more_images),
+            request.max_templates,
             min_quality=converters.optional_float(request, "min_quality"),
         )
-        face = result.face
-        return pb.EnrollResponse(
-            embedding=converters.template_to_proto(self.templates.export(face.embedding, result.model)),
-            quality=converters.quality_to_proto(face.quality),
-            face=converters.face_to_proto(face),
-            liveness_checks=converters.liveness_to_proto(face.liveness),
-        )
+        return converters.enrollment_to_proto(result, self.templates)
 
     @guarded("Verify")
     def Verify(self, request: pb.VerifyRequest, context: grpc.ServicerContext) -> pb.VerifyResponse:
@@ -202,6 +198,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             liveness_replayable=self._sessions.replayable,
             enroll_min_quality=settings.enroll_min_quality,
             probe_min_quality=settings.probe_min_quality,
+            enroll_max_images=settings.enroll_max_images,
+            enroll_max_templates=settings.enroll_max_templates,
         )
 
     @guarded("Reseal")

@@ -34,6 +34,8 @@ STATUS_CODES: Mapping[type[Exception], grpc.StatusCode] = {
     errors.SealingUnavailableError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.LivenessSessionError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.RequestInvalidError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.TooManyImagesError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.DifferentPeopleError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.MessageTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.OverloadedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.CallerThrottledError: grpc.StatusCode.RESOURCE_EXHAUSTED,

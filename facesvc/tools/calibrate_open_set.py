@@ -38,8 +38,10 @@ import numpy as np
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
-from facesvc.engine.matching.open_set import load_tables
+from facesvc.engine.matching.open_set import OpenSetPoint, OpenSetTable, load_tables
+from facesvc.engine.pipeline.recognizers import SFaceRecognizer
 from facesvc.errors import FaceServiceError
+from facesvc.tools import open_set_templates
 from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, distance_matrix, embedding_key, tsv
 
 TABLE = Path(__file__).resolve().parents[1] / "engine" / "matching" / "open_set_table.json"
@@ -264,6 +266,28 @@ def gallery_spread(
     return spread
 
 
+def template_weights(
+    embedded: Embedded, published: dict[float, list[float]], report: bool
+) -> tuple[float, ...]:
+    """The weights of identities with 1..5 templates over every person at the new table's
+    thresholds (open_set_templates.fit_weights); with `report`, prints the cross-validated
+    FPIR/FNIR with 1-3 templates."""
+    points = tuple(OpenSetPoint(f, PUBLISHED, tuple(published[f])) for f in TARGETS)
+    table = OpenSetTable(embedded.model, points, MEASURED_MAX, 10000, "")
+    distances, person_of, photos_of = _by_person(embedded)
+    people = np.arange(len(photos_of))
+    weights = open_set_templates.fit_weights(
+        distances, person_of, photos_of, people, open_set_templates.weight_thresholds(table)
+    )
+    print(f"\ntemplate weights (identities with 1..{len(weights)} templates): {weights}")
+    if report:
+        quality = embedded.quality[embedded.accepted]
+        cap = SFaceRecognizer.default_threshold if embedded.model == "SFace" else math.inf
+        print("\nFPIR 1% target, two halves of the people (weights fitted on the other half):\n")
+        print("\n".join(open_set_templates.report(distances, person_of, photos_of, quality, table, cap)))
+    return weights
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", type=Path, default=SHARED)
@@ -281,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="DRAWS",
         help="only print the FPIR of DRAWS fixed galleries per size at the shipped table's 1%% row",
+    )
+    parser.add_argument(
+        "--templates",
+        action="store_true",
+        help="also print FPIR/FNIR with 1-3 templates per identity, cross-validated by person",
     )
     args = parser.parse_args(argv)
     embedded = embed(args.shared / LFW, importer_settings(args.model), args.cache, not args.no_mirrors)
@@ -327,19 +356,22 @@ def main(argv: list[str] | None = None) -> int:
                 value = empirical
             row.append(round(math.floor(value * 1000) / 1000, 3))
         published[fpir] = list(np.minimum.accumulate(row))  # never looser for a larger gallery
+    weights = template_weights(embedded, published, args.templates)
     if args.write:
         entry = {
             "sizes": list(PUBLISHED),
             "measured_max": MEASURED_MAX,
             "extrapolated_max": 10000,
             "points": [{"fpir": fpir, "thresholds": published[fpir]} for fpir in TARGETS],
+            "template_weights": list(weights),
             "provenance": (
                 f"facesvc.tools.calibrate_open_set --repeats {args.repeats} on lfw-devtrain "
                 f"({int(embedded.accepted.sum())} photos, importer settings; aliases {ALIASES} merged), "
                 f"{len(impostors):,} impostor pairs; "
                 f"N <= {MEASURED_MAX}: the stricter of the measured best-impostor quantile and the model; "
                 f"above: FMR tail (exponential fit over FMR {tail.fit_from:g}..{tail.fit_to:g}) with "
-                f"k = {k:.3f} effective chances per identity"
+                f"k = {k:.3f} effective chances per identity; template_weights: "
+                f"facesvc.tools.open_set_templates.fit_weights over every person"
             ),
         }
         data = json.loads(TABLE.read_text()) if TABLE.is_file() else {"models": {}}

@@ -239,28 +239,46 @@ class LivenessCheck(_message.Message):
     def __init__(self, name: _Optional[str] = ..., passed: _Optional[bool] = ..., value: _Optional[float] = ..., threshold: _Optional[float] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class EnrollRequest(_message.Message):
-    __slots__ = ("image", "face_selection", "presentation_attack", "min_quality")
+    __slots__ = ("image", "face_selection", "presentation_attack", "min_quality", "more_images", "max_templates")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     PRESENTATION_ATTACK_FIELD_NUMBER: _ClassVar[int]
     MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    MORE_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     face_selection: FaceSelection
     presentation_attack: PresentationAttackMode
     min_quality: float
-    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., min_quality: _Optional[float] = ...) -> None: ...
+    more_images: _containers.RepeatedScalarFieldContainer[bytes]
+    max_templates: int
+    def __init__(self, image: _Optional[bytes] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., min_quality: _Optional[float] = ..., more_images: _Optional[_Iterable[bytes]] = ..., max_templates: _Optional[int] = ...) -> None: ...
 
 class EnrollResponse(_message.Message):
-    __slots__ = ("embedding", "quality", "face", "liveness_checks")
+    __slots__ = ("embedding", "quality", "face", "liveness_checks", "templates")
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     QUALITY_FIELD_NUMBER: _ClassVar[int]
     FACE_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     embedding: Embedding
     quality: Quality
     face: Face
     liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
-    def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+    templates: _containers.RepeatedCompositeFieldContainer[EnrolledTemplate]
+    def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., templates: _Optional[_Iterable[_Union[EnrolledTemplate, _Mapping]]] = ...) -> None: ...
+
+class EnrolledTemplate(_message.Message):
+    __slots__ = ("embedding", "quality", "face", "image_index")
+    EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
+    FACE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    embedding: Embedding
+    quality: Quality
+    face: Face
+    image_index: int
+    def __init__(self, embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., image_index: _Optional[int] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("image", "stored_embeddings", "threshold", "face_selection", "presentation_attack", "far", "min_quality")
@@ -373,7 +391,7 @@ class IdentityMatch(_message.Message):
     def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., match: _Optional[bool] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks", "gallery_identities", "fpir", "frames")
+    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks", "gallery_identities", "fpir", "frames", "gallery_weight")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -383,6 +401,7 @@ class IdentifyResponse(_message.Message):
     GALLERY_IDENTITIES_FIELD_NUMBER: _ClassVar[int]
     FPIR_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
+    GALLERY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
     threshold: float
     model: str
@@ -392,7 +411,8 @@ class IdentifyResponse(_message.Message):
     gallery_identities: int
     fpir: float
     frames: int
-    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ...) -> None: ...
+    gallery_weight: int
+    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ..., gallery_weight: _Optional[int] = ...) -> None: ...
 
 class IdentifyFacesRequest(_message.Message):
     __slots__ = ("image", "candidates", "top_k", "packed_candidates", "presentation_attack", "sealed_candidates", "fpir", "max_faces")
@@ -451,20 +471,22 @@ class IdentifyFacesResponse(_message.Message):
     def __init__(self, faces: _Optional[_Iterable[_Union[FaceIdentification, _Mapping]]] = ..., face_count: _Optional[int] = ..., faces_not_returned: _Optional[int] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., max_faces: _Optional[int] = ...) -> None: ...
 
 class OpenSetRule(_message.Message):
-    __slots__ = ("default_fpir", "fpirs", "gallery_sizes", "thresholds", "measured_max", "extrapolated_max")
+    __slots__ = ("default_fpir", "fpirs", "gallery_sizes", "thresholds", "measured_max", "extrapolated_max", "template_weights")
     DEFAULT_FPIR_FIELD_NUMBER: _ClassVar[int]
     FPIRS_FIELD_NUMBER: _ClassVar[int]
     GALLERY_SIZES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     MEASURED_MAX_FIELD_NUMBER: _ClassVar[int]
     EXTRAPOLATED_MAX_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATE_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     default_fpir: float
     fpirs: _containers.RepeatedScalarFieldContainer[float]
     gallery_sizes: _containers.RepeatedScalarFieldContainer[int]
     thresholds: _containers.RepeatedCompositeFieldContainer[OpenSetThresholds]
     measured_max: int
     extrapolated_max: int
-    def __init__(self, default_fpir: _Optional[float] = ..., fpirs: _Optional[_Iterable[float]] = ..., gallery_sizes: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[_Union[OpenSetThresholds, _Mapping]]] = ..., measured_max: _Optional[int] = ..., extrapolated_max: _Optional[int] = ...) -> None: ...
+    template_weights: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, default_fpir: _Optional[float] = ..., fpirs: _Optional[_Iterable[float]] = ..., gallery_sizes: _Optional[_Iterable[int]] = ..., thresholds: _Optional[_Iterable[_Union[OpenSetThresholds, _Mapping]]] = ..., measured_max: _Optional[int] = ..., extrapolated_max: _Optional[int] = ..., template_weights: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OpenSetThresholds(_message.Message):
     __slots__ = ("fpir", "thresholds")
@@ -489,7 +511,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable", "enroll_min_quality", "probe_min_quality")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable", "enroll_min_quality", "probe_min_quality", "enroll_max_images", "enroll_max_templates")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -509,6 +531,8 @@ class HealthResponse(_message.Message):
     LIVENESS_REPLAYABLE_FIELD_NUMBER: _ClassVar[int]
     ENROLL_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     PROBE_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    ENROLL_MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
+    ENROLL_MAX_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -528,7 +552,9 @@ class HealthResponse(_message.Message):
     liveness_replayable: str
     enroll_min_quality: float
     probe_min_quality: float
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ..., enroll_min_quality: _Optional[float] = ..., probe_min_quality: _Optional[float] = ...) -> None: ...
+    enroll_max_images: int
+    enroll_max_templates: int
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ..., enroll_min_quality: _Optional[float] = ..., probe_min_quality: _Optional[float] = ..., enroll_max_images: _Optional[int] = ..., enroll_max_templates: _Optional[int] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")
@@ -571,7 +597,7 @@ class CheckLivenessRequest(_message.Message):
     def __init__(self, start: _Optional[_Union[LivenessStart, _Mapping]] = ..., frame: _Optional[_Union[LivenessFrame, _Mapping]] = ...) -> None: ...
 
 class LivenessStart(_message.Message):
-    __slots__ = ("stored_embeddings", "candidates", "packed_candidates", "top_k", "threshold", "face_selection", "frame_rate")
+    __slots__ = ("stored_embeddings", "candidates", "packed_candidates", "top_k", "threshold", "face_selection", "frame_rate", "max_templates")
     STORED_EMBEDDINGS_FIELD_NUMBER: _ClassVar[int]
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     PACKED_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
@@ -579,6 +605,7 @@ class LivenessStart(_message.Message):
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_SELECTION_FIELD_NUMBER: _ClassVar[int]
     FRAME_RATE_FIELD_NUMBER: _ClassVar[int]
+    MAX_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     stored_embeddings: _containers.RepeatedCompositeFieldContainer[Embedding]
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     packed_candidates: PackedGallery
@@ -586,7 +613,8 @@ class LivenessStart(_message.Message):
     threshold: float
     face_selection: FaceSelection
     frame_rate: float
-    def __init__(self, stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., frame_rate: _Optional[float] = ...) -> None: ...
+    max_templates: int
+    def __init__(self, stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ..., packed_candidates: _Optional[_Union[PackedGallery, _Mapping]] = ..., top_k: _Optional[int] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., frame_rate: _Optional[float] = ..., max_templates: _Optional[int] = ...) -> None: ...
 
 class LivenessFrame(_message.Message):
     __slots__ = ("image", "capture_time")
@@ -643,7 +671,7 @@ class LivenessFeedback(_message.Message):
     def __init__(self, advice: _Optional[_Union[LivenessAdvice, str]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., prompt: _Optional[_Union[LivenessPrompt, _Mapping]] = ..., progress: _Optional[float] = ..., prompts_met: _Optional[int] = ..., frame_index: _Optional[int] = ...) -> None: ...
 
 class LivenessResult(_message.Message):
-    __slots__ = ("outcome", "failure", "detail", "score", "session_id", "frames", "prompts_met", "embedding", "quality", "face", "liveness_checks", "verify", "identify", "token")
+    __slots__ = ("outcome", "failure", "detail", "score", "session_id", "frames", "prompts_met", "embedding", "quality", "face", "liveness_checks", "verify", "identify", "token", "templates")
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     FAILURE_FIELD_NUMBER: _ClassVar[int]
     DETAIL_FIELD_NUMBER: _ClassVar[int]
@@ -658,6 +686,7 @@ class LivenessResult(_message.Message):
     VERIFY_FIELD_NUMBER: _ClassVar[int]
     IDENTIFY_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TEMPLATES_FIELD_NUMBER: _ClassVar[int]
     outcome: LivenessOutcome
     failure: LivenessFailure
     detail: str
@@ -672,7 +701,8 @@ class LivenessResult(_message.Message):
     verify: VerifyResponse
     identify: IdentifyResponse
     token: str
-    def __init__(self, outcome: _Optional[_Union[LivenessOutcome, str]] = ..., failure: _Optional[_Union[LivenessFailure, str]] = ..., detail: _Optional[str] = ..., score: _Optional[float] = ..., session_id: _Optional[str] = ..., frames: _Optional[int] = ..., prompts_met: _Optional[int] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., verify: _Optional[_Union[VerifyResponse, _Mapping]] = ..., identify: _Optional[_Union[IdentifyResponse, _Mapping]] = ..., token: _Optional[str] = ...) -> None: ...
+    templates: _containers.RepeatedCompositeFieldContainer[EnrolledTemplate]
+    def __init__(self, outcome: _Optional[_Union[LivenessOutcome, str]] = ..., failure: _Optional[_Union[LivenessFailure, str]] = ..., detail: _Optional[str] = ..., score: _Optional[float] = ..., session_id: _Optional[str] = ..., frames: _Optional[int] = ..., prompts_met: _Optional[int] = ..., embedding: _Optional[_Union[Embedding, _Mapping]] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., verify: _Optional[_Union[VerifyResponse, _Mapping]] = ..., identify: _Optional[_Union[IdentifyResponse, _Mapping]] = ..., token: _Optional[str] = ..., templates: _Optional[_Iterable[_Union[EnrolledTemplate, _Mapping]]] = ...) -> None: ...
 
 class CheckLivenessResponse(_message.Message):
     __slots__ = ("started", "feedback", "result")

@@ -78,11 +78,18 @@ class FaceServiceServicer:
 
     def Enroll(self, request, context):
         """Enroll detects the one face in a photo, checks its quality and liveness,
-        and returns its embedding for the caller to store.
+        and returns its embedding for the caller to store. Given several photos
+        of one person (more_images), it checks they show the same person and
+        returns up to max_templates templates chosen for quality and diversity.
 
         Status codes and ErrorInfo reasons:
         - INVALID_ARGUMENT: IMAGE_UNDECODABLE, IMAGE_TOO_SMALL, IMAGE_TOO_LARGE,
         NO_FACE, MULTIPLE_FACES, FACE_TOO_SMALL, LOW_QUALITY, LIVENESS_FAILED,
+        (with several photos, each of these names the photo in metadata
+        image_index: 0 for `image`, 1 for more_images[0], ...),
+        TOO_MANY_IMAGES (more photos than FACESVC_ENROLL_MAX_IMAGES),
+        DIFFERENT_PEOPLE (a photo, named by image_index, is not of the person
+        in `image`),
         PRESENTATION_ATTACK (a print or a screen, when the presentation-attack
         stage is enforced), FACE_NOT_SCORABLE (the face is too small, cut off or
         too close for that stage to judge: move and retry), REQUEST_INVALID
@@ -121,7 +128,8 @@ class FaceServiceServicer:
         gallery in one request: one detection, one embedding, then a vectorised
         comparison with every candidate. Returns the closest identities first.
         Unless the request sets threshold or far, the threshold follows the
-        number of distinct identities in the gallery so that a stranger is
+        number of distinct identities in the gallery, each weighted by its number
+        of templates (OpenSetRule.template_weights), so that a stranger is
         answered with a match at most at the published rate (fpir, default
         1%; see HealthResponse.open_set). Extra frames of the same person
         (more_images) are decided together with the first.

@@ -37,8 +37,10 @@ from facesvc.engine.session.blinks import BlinkDetector
 from facesvc.engine.session.evidence import LiveEvidence
 from facesvc.engine.session.face_state import FaceState, FaceStateEstimator
 from facesvc.engine.session.motion import StillWatch
+from facesvc.engine.templates import enrolment
 from facesvc.engine.types import (
     AnalysedFace,
+    EnrolledTemplate,
     FaceSelection,
     FloatArray,
     Identification,
@@ -165,6 +167,7 @@ class SessionTemplates:
     gallery: Gallery | None = None
     top_k: int = 1
     threshold: float | None = None
+    max_templates: int = 0  # an enrolment: the result carries templates (templates.enrolment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +218,7 @@ class SessionResult:
     verification: Verification | None = None
     identification: Identification | None = None
     token: str = ""
+    templates: tuple[EnrolledTemplate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -648,6 +652,7 @@ class LivenessSession:
             verification=verification,
             identification=identification,
             token=self._sign(claims),
+            templates=enrolment.from_frames(best, track.consistent, templates.max_templates, self._engine),
         )
         return self._ended(result)
 
