@@ -13,10 +13,9 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Protocol
 
 import cv2
 import numpy as np
@@ -25,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from facesvc.config import Settings
 from facesvc.engine.matching import open_set, scores
 from facesvc.engine.matching.gallery import Checked, Gallery
+from facesvc.engine.migration import Migration
 from facesvc.engine.pipeline import decode, quality
 from facesvc.engine.pipeline.checks import LivenessLimits, run_checks
 from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, landmarks_in_box
@@ -32,6 +32,9 @@ from facesvc.engine.pipeline.presentation_attack import AttackMode, AttackScore,
 from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognizer
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
 from facesvc.engine.runtime import licences
+from facesvc.engine.stages import STAGES as STAGES
+from facesvc.engine.stages import StageClock, StageObserver
+from facesvc.engine.stages import StopCheck as StopCheck
 from facesvc.engine.types import (
     AnalysedFace,
     Box,
@@ -59,44 +62,9 @@ from facesvc.errors import (
     PresentationAttackError,
     PresentationAttackRelaxDeniedError,
     PresentationAttackUnavailableError,
-    RequestAbandonedError,
 )
 
 log = logging.getLogger("facesvc.engine")
-
-#: The pipeline stages analyse() reports to a StageObserver, in order.
-STAGES = ("decode", "detect", "select", "quality", "presentation_attack", "embed")
-
-
-class StageObserver(Protocol):
-    """Told how long each stage of one analyse() took, on the thread that ran it; the rpc
-    layer turns this into metrics, so the engine stays free of any transport."""
-
-    def __call__(self, stage: str, seconds: float) -> None: ...
-
-
-#: Asked between stages whether the caller has gone (cancelled, or its deadline passed).
-StopCheck = Callable[[], bool]
-
-
-class _StageClock:
-    """Laps of one analyse() call; a stage that raises reports nothing. Each lap is a
-    stage boundary: when `should_stop` says the caller has gone, the work ends there."""
-
-    __slots__ = ("_last", "_observer", "_should_stop")
-
-    def __init__(self, observer: StageObserver | None, should_stop: StopCheck | None) -> None:
-        self._observer = observer
-        self._should_stop = should_stop
-        self._last = time.perf_counter()
-
-    def lap(self, stage: str) -> None:
-        if self._observer is not None:
-            now = time.perf_counter()
-            self._observer(stage, now - self._last)
-            self._last = now
-        if self._should_stop is not None and self._should_stop():
-            raise RequestAbandonedError(f"the caller went away; stopped after {stage}")
 
 
 class FaceEngine:
@@ -108,6 +76,7 @@ class FaceEngine:
         self.observer = observer
         self._detector: FaceDetector | None = None
         self._recognizer: FaceRecognizer | None = None
+        self.migration: Migration | None = None  # FACESVC_MODEL_NEXT / _PREVIOUS
         self._attack: PresentationAttackDetector | None = None
         #: The presentation-attack mode of the kiosk path (Verify, Identify, sessions) and of Enroll.
         self.attack_mode = AttackMode(settings.presentation_attack)
@@ -148,6 +117,7 @@ class FaceEngine:
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
         self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
+        self.migration = Migration.load(self.settings, self._recognizer, self.settings.weights_dir, slots)
         for option, name, vetted in (
             ("FACESVC_MODEL", self.settings.model, licences.VETTED_MODELS),
             ("FACESVC_DETECTOR", self.settings.detector, licences.VETTED_DETECTORS),
@@ -219,6 +189,7 @@ class FaceEngine:
             operating_points=recognizer.operating_points if recognizer else (),
             default_far=self._default_far(recognizer),
             open_set=self._open_set_info(recognizer),
+            models=self.migration.roles(self.default_threshold) if self.migration else None,
         )
 
     def open_set_table(self, recognizer: FaceRecognizer | None = None) -> open_set.OpenSetTable | None:
@@ -254,6 +225,10 @@ class FaceEngine:
         if self.settings.verification_threshold is not None:
             return self.settings.verification_threshold
         return self._recognizer.default_threshold if self._recognizer else 0.0
+
+    def _migrating(self) -> Migration | None:
+        """The migration's models when a next or previous one is loaded (facesvc.engine.migration)."""
+        return self.migration if self.migration is not None and self.migration.active else None
 
     def _models(self) -> tuple[FaceDetector, FaceRecognizer]:
         if not self._ready.is_set() or self._detector is None or self._recognizer is None:
@@ -304,7 +279,7 @@ class FaceEngine:
         see embed_face) and detect at their own `detection_size`."""
         detector, recognizer = self._models()
         settings = self.settings
-        clock = _StageClock(self.observer, should_stop)
+        clock = StageClock(self.observer, should_stop)
         header = decode.read_header(
             image_bytes,
             min_size=settings.min_image_size,
@@ -404,6 +379,7 @@ class FaceEngine:
             quality=face_quality,
             liveness=checks,
             embedding=embedding,
+            **({"pixels": source, "source": face} if self._migrating() else {}),  # type: ignore[arg-type]
         )
 
     def _enforce(self, verdict: AttackScore, face_px: float) -> None:
@@ -450,6 +426,15 @@ class FaceEngine:
         far: float | None = None,
     ) -> Verification:
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:  # templates of several models
+            migration.check(stored, None, self)
+            face = self.analyse(
+                image_bytes,
+                selection,
+                should_stop,
+                self.attack_mode_for(self.attack_mode, presentation_attack, may_relax),
+            )
+            return migration.verify(self, face, stored, threshold, far)
         gallery = self._gallery(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold, far, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
@@ -483,6 +468,13 @@ class FaceEngine:
                 frames=len(more_images) + 1,
                 max_frames=open_set.MAX_FRAMES,
             )
+        if (migration := self._migrating()) is not None:  # a gallery of several models
+            migration.check((), gallery, self)
+            mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
+            face, frames = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode)
+            return self._decided(
+                *migration.identify(self, face, gallery, top_k, threshold, far, fpir, frames)
+            )
         checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         identities = open_set.count_identities(gallery.ids)
         limit, target = self._identify_threshold(threshold, far, fpir, identities, recognizer)
@@ -491,8 +483,12 @@ class FaceEngine:
         result = self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
+        return self._decided(result, limit)
+
+    def _decided(self, result: Identification, limit: float) -> Identification:
+        """`result`, unless its best identity lies within the undecided margin of `limit`."""
         margin = self.settings.identify_undecided_margin
-        if margin and target and abs(result.matches[0].distance - limit) <= margin:
+        if margin and result.fpir and abs(result.matches[0].distance - limit) <= margin:
             raise IdentityUndecidedError(
                 f"The closest identity is {result.matches[0].distance:.3f} from this face, within "
                 f"{margin:g} of the threshold {limit:.3f}; send another frame or a burst.",
@@ -561,6 +557,8 @@ class FaceEngine:
     def check_templates(self, stored: Sequence[StoredEmbedding] = (), gallery: Gallery | None = None) -> None:
         """Validate templates before any face is analysed (EmbeddingInvalidError, ...)."""
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:
+            return migration.check(stored, gallery, self)
         if stored:
             self._gallery(stored, recognizer, what="stored_embeddings")
         if gallery is not None:
@@ -571,6 +569,8 @@ class FaceEngine:
     ) -> Verification:
         """Verify's comparison for a face already analysed."""
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:  # the session judged the face live
+            return migration.verify(self, face, stored, threshold, judged_live=True)
         templates = self._gallery(stored, recognizer, what="stored_embeddings")
         return self._verification(face, templates, self._threshold(threshold), recognizer)
 
@@ -586,10 +586,12 @@ class FaceEngine:
         (a threshold when given, else the open-set rule at FACESVC_IDENTIFY_FPIR);
         `more_embeddings` are further frames of the same person, decided together."""
         _, recognizer = self._models()
+        frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
+        if (migration := self._migrating()) is not None:  # the session judged the face live
+            return migration.identify(self, face, gallery, top_k, threshold, None, None, frames, True)[0]
         checked = self._validate_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         identities = open_set.count_identities(gallery.ids)
         limit, target = self._identify_threshold(threshold, None, None, identities, recognizer)
-        frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
         return self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
@@ -641,13 +643,16 @@ class FaceEngine:
 
     def check_stored(self, stored: Sequence[StoredEmbedding], what: str) -> None:
         """Validate stored embeddings as Verify does, without a photo (Reseal)."""
+        if (migration := self._migrating()) is not None:
+            return migration.check(stored, None, self)
         self._gallery(stored, self._models()[1], what)
 
     def embed_face(self, pixels: Image, face: AnalysedFace) -> AnalysedFace:
         """`face` (analysed with embed=False) with its embedding, from the full-size upright
         pixels of its image."""
         _, recognizer = self._models()
-        return replace(face, embedding=recognizer.embed(pixels, face.detection))
+        kept = {"pixels": pixels, "source": face.detection} if self._migrating() else {}
+        return replace(face, embedding=recognizer.embed(pixels, face.detection), **kept)  # type: ignore[arg-type]
 
     def distance(self, first: FloatArray, second: FloatArray) -> float:
         """The model's distance between two embeddings it made."""

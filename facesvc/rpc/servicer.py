@@ -16,7 +16,7 @@ from facesvc.engine import FaceEngine
 from facesvc.engine.session.session import LivenessSessions, SessionObserver
 from facesvc.engine.templates import Templates
 from facesvc.errors import LivenessSessionError, RequestAbandonedError
-from facesvc.rpc import converters
+from facesvc.rpc import converters, metrics
 from facesvc.rpc.auth import RelaxPolicy
 from facesvc.rpc.guard import Guard, caller_gone, guarded, guarded_stream
 from facesvc.rpc.wire import IdentifyCall, parse_identify
@@ -87,7 +87,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             self._relax.allows(context.invocation_metadata()),
             converters.optional_float(request, "far"),
         )
-        return converters.verification_to_proto(result)
+        metrics.upgrade_returned("Verify", result.upgrade)
+        return converters.verification_to_proto(result, self.templates)
 
     @guarded("Identify")
     def Identify(self, call: IdentifyCall, context: grpc.ServicerContext) -> pb.IdentifyResponse:
@@ -105,7 +106,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.optional_float(request, "fpir"),
             list(request.more_images),
         )
-        return converters.identification_to_proto(result)
+        metrics.upgrade_returned("Identify", result.upgrade)
+        return converters.identification_to_proto(result, self.templates)
 
     @guarded_stream("CheckLiveness")
     def CheckLiveness(
@@ -148,6 +150,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
                 raise LivenessSessionError("Only frames may follow the LivenessStart.")
             outcome = session.frame(request.frame.image, request.frame.capture_time, gone)
             if outcome.result is not None:
+                metrics.session_upgrades(self.session_metrics, outcome.result)
                 yield converters.result_to_proto(outcome.result, self.templates)  # the frame's one answer
                 return
             yield converters.feedback_to_proto(outcome.feedback)
@@ -180,6 +183,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             operating_points=converters.operating_points_to_proto(info.operating_points),
             default_far=info.default_far,
             open_set=converters.open_set_to_proto(info.open_set),
+            models=converters.models_to_proto(info.models),
         )
 
     @guarded("Reseal")
