@@ -341,6 +341,9 @@ class VerifyResult:
     best_template_index: int
     """Which of the stored embeddings was closest."""
     liveness_checks: tuple[LivenessCheck, ...]
+    upgrade: TemplateUpgrade | None = None
+    """During a model migration, the next model's template of this face (a confident
+    match only): store it beside the person's templates (docs/MODELS.md)."""
 
     @property
     def presentation_attack(self) -> LivenessCheck | None:
@@ -360,6 +363,36 @@ class IdentityMatch:
     distance: float
     confidence: float
     match: bool
+    model: str = ""
+    """The model of the template that decided, when the gallery mixes models."""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUpgrade:
+    """A template of the next model for a face an older model just matched with confidence."""
+
+    template: Template
+    """Store it beside the person's templates; it is sealed when the service seals."""
+    id: str
+    """The identity it belongs to (Identify); "" for Verify."""
+    from_model: str
+    distance: float
+    threshold: float
+    """The confident line `distance` was inside (stricter than the match's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoles:
+    """The models a service holds during a migration, and its upgrade rule."""
+
+    current: str
+    next: str
+    previous: str
+    upgrade_threshold: float
+    upgrade_far: float
+    upgrade_fpir: float
+    upgrade_min_quality: float
+    upgrade_requires_live: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +413,8 @@ class IdentifyResult:
     set threshold or far, or the service has no open-set rule)."""
     frames: int = 1
     """How many frames were decided together (1 + more_images)."""
+    upgrade: TemplateUpgrade | None = None
+    """During a model migration, the next model's template of the matched identity."""
 
     @property
     def best(self) -> IdentityMatch | None:
@@ -473,6 +508,8 @@ class Health:
     """The false-accept rate the default threshold was chosen for (0: unknown)."""
     open_set: OpenSetRule | None = None
     """Identify's open-set rule (None: off, or a service older than it)."""
+    models: ModelRoles | None = None
+    """The models held for a migration (None: no migration, or an older service)."""
 
     @property
     def serving(self) -> bool:
