@@ -26,6 +26,7 @@ from bench import accuracy, full, sealed
 from bench import http as http_bench
 from bench import identify as identify_bench
 from bench import liveness as liveness_bench
+from bench import migration as migration_bench
 from bench.harness import CELEBS, PHOTOS, ROOT, WIDE
 
 
@@ -38,11 +39,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness", "http", "identify"],
+        choices=["sealed", "accuracy", "liveness", "http", "identify", "migration"],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
         "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
-        "gRPC) or identify (10,000 packed and a 3-frame burst against Verify), printed; RESULTS.md is "
-        "left as is",
+        "gRPC), identify (10,000 packed and a 3-frame burst against Verify) or migration (Verify "
+        "with a next model, memory of two models), printed; RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
     if args.only == "liveness":
@@ -57,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return http_bench.main(args.requests)
     if args.only == "identify":
         return identify_bench.main(args.requests)
+    if args.only == "migration":
+        return migration_bench.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(
