@@ -45,11 +45,17 @@ def _median_ms(call: object, rounds: int) -> float:
 
 
 def main(requests: int) -> int:
-    settings = Settings(port=0, model_next=NEXT, presentation_attack="report", model_upgrade_requires_live=False)
+    settings = Settings(
+        port=0, model_next=NEXT, presentation_attack="report", model_upgrade_requires_live=False
+    )
     migrating = FaceEngine(settings)
     migrating.load()
     plain = FaceEngine(settings.model_copy(update={"model_next": ""}))
-    plain._detector, plain._recognizer, plain._attack = migrating._detector, migrating._recognizer, migrating._attack
+    plain._detector, plain._recognizer, plain._attack = (
+        migrating._detector,
+        migrating._recognizer,
+        migrating._attack,
+    )
     plain._ready.set()
     assert migrating.migration is not None and migrating.migration.next is not None
     reference, probe = (CELEBS / "img1.jpg").read_bytes(), (CELEBS / "img2.jpg").read_bytes()
@@ -63,7 +69,9 @@ def main(requests: int) -> int:
         rows["plain"].append(_median_ms(lambda: plain.verify(probe, stored), 4))
         rows["migrating"].append(_median_ms(lambda: migrating.verify(probe, stored), 4))
         rows["next_embedding"].append(_median_ms(lambda: next_model.embed(pixels, source), 4))
-    plain_ms, upgrade_ms, next_ms = (float(np.median(rows[k])) for k in ("plain", "migrating", "next_embedding"))
+    plain_ms, upgrade_ms, next_ms = (
+        float(np.median(rows[k])) for k in ("plain", "migrating", "next_embedding")
+    )
     print(f"Verify (celebs img2 vs img1, {requests} calls each, {CORES} cores, taking turns):")
     print("| call | median ms |")
     print("|---|---|")

@@ -3,8 +3,14 @@ SFace serving, the fused SFace+Dlib as the next model (docs/MODELS.md, "Migratin
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -19,6 +25,7 @@ from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests.conftest import CELEBS, PAD, ROOT, identities, pairs, rejection, sharing_models, start_server
 
 LFW = ROOT.parent / "shared" / "lfw-devtrain"
+EXAMPLE = ROOT / "client" / "examples" / "attendance.py"
 FUSED = "SFace+Dlib"
 #: Press photos are reproductions (conftest): the recognition tests take upgrades from
 #: them without the live verdict; test_frames_not_judged_live_get_none runs the rule.
@@ -261,3 +268,55 @@ def test_a_model_not_shipped_is_refused_at_start_up(setting: str) -> None:
     engine = FaceEngine(Settings(port=0, **{setting: "Facenet512"}))  # type: ignore[arg-type]
     with pytest.raises(ModelUnavailableError, match="is not a model this service ships"):
         engine.load()
+
+
+def test_the_attendance_example_migrates(migrating: FaceEngine, tmp_path: Path) -> None:
+    """Three employees enrolled with SFace; one check-in each stores the fused template,
+    drops the SFace one, and `report` says all three are migrated; the next check-in
+    finds them through the fused templates (a gallery of the next model only)."""
+    face_server = start_server(SETTINGS, migrating)
+    db = tmp_path / "office.db"
+
+    def attendance(*args: str | Path) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            [
+                sys.executable,
+                str(EXAMPLE),
+                "--db",
+                str(db),
+                "--target",
+                f"127.0.0.1:{face_server.port}",
+                *map(str, args),
+            ],
+            capture_output=True,
+            text=True,
+            env=os.environ | {"OPENCV_LOG_LEVEL": "ERROR"},
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    try:
+        for person, photo in (("id00", "img1.jpg"), ("id01", "img13.jpg"), ("id02", "img16.jpg")):
+            attendance("enroll", "--allow-plain", person, CELEBS / photo)
+        marked = attendance("mark", *(CELEBS / f for f in ("img2.jpg", "img14.jpg", "img17.jpg")))
+        assert [(m["employee"], m.get("upgraded_to")) for m in marked] == [
+            ("id00", FUSED),
+            ("id01", FUSED),
+            ("id02", FUSED),
+        ]
+        with sqlite3.connect(db) as connection:
+            models = connection.execute("SELECT DISTINCT model FROM templates").fetchall()
+        assert models == [(FUSED,)]
+        *_, migration = attendance("report")
+        assert migration == {
+            "status": "migration",
+            "model": FUSED,
+            "migrated": 3,
+            "employees": 3,
+            "share": 1.0,
+        }
+        again = attendance("mark", CELEBS / "img4.jpg")
+        assert again[0]["employee"] == "id00" and "upgraded_to" not in again[0]
+    finally:
+        face_server.stop(None).wait()

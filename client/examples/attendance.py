@@ -342,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 reseal(db, client)
                 return 0
             models = served_models(client)
-            report(db, args.day, models[1] or models[0] if len(models) > 1 else models[0])
+            report(db, args.day, (models[1] or models[0]) if len(models) > 1 else "")
             return 0
     except FaceServiceError as error:  # the service is down, a stored embedding is bad...
         print(f"attendance: {error}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -91,7 +91,9 @@ def stored_templates(messages: Iterable[pb.Embedding]) -> list[Template]:
     return [stored_template(m) for m in messages]
 
 
-def gallery(call: IdentifyCall, dimension: int, templates: Templates | None = None) -> Gallery:
+def gallery(
+    call: IdentifyCall, dimension: int | Mapping[str, int], templates: Templates | None = None
+) -> Gallery:
     """The Candidate messages, the packed and the sealed gallery of a request, as one matrix."""
     request = call.message
     if call.rows is not None:
@@ -125,7 +127,10 @@ _PACKED_ENCODINGS = {
 }
 
 
-def packed_gallery(packed: pb.PackedGallery, dimension: int) -> Gallery:
+def packed_gallery(packed: pb.PackedGallery, dimension: int | Mapping[str, int]) -> Gallery:
+    """`dimension`: the serving model's, or each served model's (a migration's)."""
+    if not isinstance(dimension, int):
+        dimension = dimension.get(packed.model, next(iter(dimension.values())))
     encoding = _PACKED_ENCODINGS.get(packed.encoding)
     if encoding is None:
         raise EmbeddingInvalidError(
@@ -202,7 +207,9 @@ _CHALLENGES = {
 }
 
 
-def liveness_templates(start: pb.LivenessStart, dimension: int, templates: Templates) -> SessionTemplates:
+def liveness_templates(
+    start: pb.LivenessStart, dimension: int | Mapping[str, int], templates: Templates
+) -> SessionTemplates:
     """The templates of a LivenessStart (plain or sealed, as `templates` allows): stored
     embeddings, a gallery, or none."""
     gallery = None

@@ -56,6 +56,13 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             settings.presentation_attack_relax_anyone,
         )
 
+    def _dimensions(self) -> int | dict[str, int]:
+        """The embedding length of packed galleries: the serving model's, or per served model."""
+        migration = self._engine.migration
+        if migration is not None and migration.active:
+            return {name: recognizer.dimension for name, recognizer in migration.served.items()}
+        return self._engine.info().embedding_dim
+
     @guarded("Enroll")
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         result = self._engine.enroll(
@@ -95,7 +102,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
         request = call.message  # parsed by facesvc.rpc.wire.parse_identify
         result = self._engine.identify(
             request.image,
-            converters.gallery(call, self._engine.info().embedding_dim, self.templates),
+            converters.gallery(call, self._dimensions(), self.templates),
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
@@ -128,7 +135,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             raise LivenessSessionError("The stream must open with a LivenessStart.")
         start = first.start
         session = self._sessions.open(
-            converters.liveness_templates(start, self._engine.info().embedding_dim, self.templates),
+            converters.liveness_templates(start, self._dimensions(), self.templates),
             converters.face_selection(start.face_selection),
             start.frame_rate,
             self.session_metrics,

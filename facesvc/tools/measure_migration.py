@@ -11,6 +11,7 @@ on the current-model-only gallery. Runs the engine in process with the importer 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import random
 from collections import defaultdict
@@ -33,8 +34,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="100,0")
     args = parser.parse_args(argv)
     settings = Settings(
-        port=0, model=args.model, model_next=args.next, presentation_attack="off",
-        model_upgrade_requires_live=False, min_face_size=64, face_selection="central",
+        port=0,
+        model=args.model,
+        model_next=args.next,
+        presentation_attack="off",
+        model_upgrade_requires_live=False,
+        min_face_size=64,
+        face_selection="central",
     )
     engine = FaceEngine(settings)
     engine.load()
@@ -49,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     strangers = strangers[: args.strangers]
     enrolled: dict[str, StoredEmbedding] = {}
     for person, files in sorted(employees.items()):
-        try:
-            enrolled[person] = StoredEmbedding(engine.enroll((LFW / files[0]).read_bytes()).face.embedding, args.model)
-        except FaceServiceError:
-            pass
+        with contextlib.suppress(FaceServiceError):
+            enrolled[person] = StoredEmbedding(
+                engine.enroll((LFW / files[0]).read_bytes()).face.embedding, args.model
+            )
     gallery = Gallery.of([Candidate(p, e) for p, e in enrolled.items()])
     found = upgraded = wrong = refused = 0
     upgrades: dict[str, StoredEmbedding] = {}
@@ -72,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                 upgraded += top.id == person
                 upgrades[person] = StoredEmbedding(result.upgrade.values, result.upgrade.model)
     print(f"employees {len(employees)}, enrolled {len(enrolled)}, check-ins refused {refused}")
-    print(f"check-in: found {found}, upgraded {upgraded} ({upgraded / max(found, 1):.1%} of found), wrong-id upgrades {wrong}")
+    print(
+        f"check-in: found {found}, upgraded {upgraded} ({upgraded / max(found, 1):.1%} of found), wrong-id upgrades {wrong}"
+    )
     mixed = {p: upgrades.get(p, e) for p, e in enrolled.items()}
     mated = [(p, f) for p in enrolled for f in employees[p][2:]]
     sizes = [int(s) or len(enrolled) for s in args.sizes.split(",")]
