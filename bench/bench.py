@@ -29,6 +29,7 @@ from bench import http as http_bench
 from bench import identify as identify_bench
 from bench import identify_faces as identify_faces_bench
 from bench import liveness as liveness_bench
+from bench import migration as migration_bench
 from bench.harness import CELEBS, PHOTOS, ROOT, WIDE
 
 
@@ -41,12 +42,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["sealed", "accuracy", "liveness", "http", "identify", "identify_faces", "failover"],
+        choices=[
+            "sealed",
+            "accuracy",
+            "liveness",
+            "http",
+            "identify",
+            "identify_faces",
+            "failover",
+            "migration",
+        ],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
         "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
         "gRPC), identify (10,000 packed and a 3-frame burst against Verify), identify_faces (a 20-face "
-        "photo against 20 Identify calls) or failover (a replica stopped and killed under load, "
-        "bench/failover.py), printed; RESULTS.md is left as is",
+        "photo against 20 Identify calls), failover (a replica stopped and killed under load, "
+        "bench/failover.py) or migration (Verify with a next model, memory of two models), printed; "
+        "RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
     if args.only == "liveness":
@@ -65,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return identify_bench.main(args.requests)
     if args.only == "identify_faces":
         return identify_faces_bench.main(args.requests)
+    if args.only == "migration":
+        return migration_bench.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(

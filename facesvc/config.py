@@ -32,6 +32,25 @@ class Settings(BaseSettings):
     (ships offline), or a DeepFace model such as Facenet512 whose weights are downloaded
     or read from `weights_dir`."""
 
+    model_next: str = ""
+    """A second shipped model (SFace, Dlib or SFace+Dlib) loaded beside `model` for a
+    migration: every confident Verify, Identify or liveness match then also returns the
+    next model's template of the face (docs/MODELS.md, "Migrating to a new model"); ""
+    (default) loads none, and the calls cost what they always did."""
+
+    model_previous: str = ""
+    """The model a migration switched away from, kept loaded while stored templates of it
+    remain: they are still compared (by it) and a confident match returns the current
+    model's template. "" (default): none."""
+
+    model_upgrade_min_quality: float = Field(50.0, ge=0, le=100)
+    """Smallest quality score of a frame whose face is returned as an upgraded template."""
+
+    model_upgrade_requires_live: bool = True
+    """Return an upgraded template only from a frame the presentation-attack stage judged
+    live (Verify and Identify; a liveness session's face always is). Off only for
+    archives of press photos, as when measuring on lfw-devtrain."""
+
     detector: str = "yunet"
     """Face detector, in DeepFace's vocabulary: yunet (default, ships offline), dlib
     (ships offline), mtcnn (ships offline), or another DeepFace detector."""

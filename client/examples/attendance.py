@@ -16,9 +16,16 @@ embedding as an AES-256-GCM blob only it can open, so a stolen copy of this data
 holds no usable face data. enroll refuses to store a plain embedding unless given
 --allow-plain. Each template is stored as JSON with its model name and key id
 (SealedTemplate.to_json); `reseal` moves every row to the service's current key in
-batches, without any photo. When the service switches models, templates of the old model
-are skipped (with a warning) until the employee is enrolled again; sending them would be
-refused as EMBEDDING_MODEL_MISMATCH.
+batches, without any photo.
+
+Model upgrades need no re-enrolment: while the service runs a next model
+(FACESVC_MODEL_NEXT), each confident check-in returns the next model's template of the
+face (IdentifyResult.upgrade), which `mark` stores beside the employee's old ones; once a
+person holds a new template, their old-model templates are dropped. The gallery holds
+every model the service serves (Health.models), each compared by its own model; `report`
+ends with the share of employees migrated. Templates of a model the service no longer
+serves are skipped (with a warning); sending them would be refused as
+EMBEDDING_MODEL_MISMATCH.
 
 Identify's open-set rule keeps visitors from being clocked in: the service's threshold
 follows the number of employees so that a stranger is taken for one of them at most at
@@ -50,6 +57,7 @@ from facesvc_client import (
     PackedGallery,
     SealedGallery,
     SealedTemplate,
+    Template,
     template_from_json,
 )
 
@@ -142,21 +150,51 @@ def enroll(
     return stored
 
 
-def gallery(db: sqlite3.Connection, model: str) -> list[Candidate]:
-    """Every template made by `model`; an employee with several templates appears several times."""
+def gallery(db: sqlite3.Connection, model: str, *also: str) -> list[Candidate]:
+    """Every template made by `model` or the models in `also` (a migration's next and
+    previous); an employee with several templates appears several times."""
+    models = [model, *(m for m in also if m)]
+    marks = ", ".join("?" * len(models))
     candidates = [
         Candidate(employee, template_from_json(text))
         for employee, text in db.execute(
-            "SELECT employee_id, embedding FROM templates WHERE model = ?", (model,)
+            f"SELECT employee_id, embedding FROM templates WHERE model IN ({marks})", models
         )
     ]
-    (stale,) = db.execute("SELECT COUNT(*) FROM templates WHERE model != ?", (model,)).fetchone()
+    (stale,) = db.execute(f"SELECT COUNT(*) FROM templates WHERE model NOT IN ({marks})", models).fetchone()
     if stale:
         print(
             f"warning: {stale} template(s) of another model skipped; re-enroll them with {model}",
             file=sys.stderr,
         )
     return candidates
+
+
+def served_models(client: FaceClient) -> tuple[str, ...]:
+    """The models the service compares: its current one, then a migration's next and previous."""
+    health = client.health()
+    roles = health.models
+    return (health.model, roles.next, roles.previous) if roles else (health.model,)
+
+
+def store_upgrade(
+    db: sqlite3.Connection, employee: str, template: Template, frame: Path, quality: float
+) -> None:
+    """Keep a check-in's upgraded template and drop the employee's templates of other models."""
+    with db:
+        db.execute(
+            "INSERT INTO templates (employee_id, model, key_id, embedding, source, quality) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                employee,
+                template.model,
+                template.key_id if isinstance(template, SealedTemplate) else "",
+                template.to_json(),
+                f"upgrade:{frame}",
+                quality,
+            ),
+        )
+        db.execute("DELETE FROM templates WHERE employee_id = ? AND model != ?", (employee, template.model))
 
 
 def mark(
@@ -188,6 +226,9 @@ def mark(
             else:
                 status = "marked" if _record(db, best.id, frame, best.confidence) else "already_marked"
                 extra = {**extra, "employee": best.id, "confidence": best.confidence}
+                if result.upgrade is not None and result.upgrade.id == best.id:
+                    store_upgrade(db, best.id, result.upgrade.template, frame, result.quality.score)
+                    extra = {**extra, "upgraded_to": result.upgrade.template.model}
         counts[status] = counts.get(status, 0) + 1
         emit(frame=str(frame), status=status, **extra)
     return counts
@@ -196,9 +237,11 @@ def mark(
 def _candidates(
     db: sqlite3.Connection, client: FaceClient
 ) -> list[Candidate] | SealedGallery | PackedGallery:
-    templates = gallery(db, client.health().model)
+    templates = gallery(db, *served_models(client))
     if not templates:
         raise SystemExit("nobody is enrolled yet: run the enroll command first")
+    if len({c.embedding.model for c in templates}) > 1:
+        return templates  # a migration's mixed gallery goes as Candidates (each row names its model)
     if all(isinstance(c.embedding, SealedTemplate) for c in templates):
         return client.seal_gallery(templates)
     if all(isinstance(c.embedding, Embedding) for c in templates):
@@ -268,7 +311,9 @@ def reseal(db: sqlite3.Connection, client: FaceClient, batch: int = 1000) -> int
     return len(rows)
 
 
-def report(db: sqlite3.Connection, day: str) -> list[dict[str, object]]:
+def report(db: sqlite3.Connection, day: str, newest: str = "") -> list[dict[str, object]]:
+    """Who was present on `day`; with `newest` (a migration's next model, else the current
+    one), a last line with the share of employees holding a template of it."""
     rows = db.execute(
         "SELECT e.id, a.first_seen, a.confidence FROM employees e "
         "LEFT JOIN attendance a ON a.employee_id = e.id AND a.day = ? ORDER BY e.id",
@@ -285,6 +330,13 @@ def report(db: sqlite3.Connection, day: str) -> list[dict[str, object]]:
     ]
     for row in result:
         emit(**row)
+    if newest:
+        (employees,) = db.execute("SELECT COUNT(*) FROM employees").fetchone()
+        (migrated,) = db.execute(
+            "SELECT COUNT(DISTINCT employee_id) FROM templates WHERE model = ?", (newest,)
+        ).fetchone()
+        share = migrated / employees if employees else 0.0
+        emit(status="migration", model=newest, migrated=migrated, employees=employees, share=round(share, 4))
     return result
 
 
@@ -352,7 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.command == "reseal":
                 reseal(db, client)
                 return 0
-            report(db, args.day)
+            models = served_models(client)
+            report(db, args.day, (models[1] or models[0]) if len(models) > 1 else "")
             return 0
     except FaceServiceError as error:  # the service is down, a stored embedding is bad...
         print(f"attendance: {error}", file=sys.stderr)

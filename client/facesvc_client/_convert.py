@@ -28,6 +28,7 @@ from facesvc_client.types import (
     IdentityMatch,
     Landmarks,
     LivenessCheck,
+    ModelRoles,
     OpenSetRule,
     OperatingPoint,
     PackedGallery,
@@ -40,6 +41,7 @@ from facesvc_client.types import (
     SealedTemplate,
     ServingStatus,
     Template,
+    TemplateUpgrade,
     VerifyResult,
     candidates_from,
 )
@@ -329,13 +331,38 @@ def verify_result(message: pb.VerifyResponse) -> VerifyResult:
         face=_face(message.face),
         best_template_index=message.best_template_index,
         liveness_checks=_liveness(message.liveness_checks),
+        upgrade=_upgrade(message.upgrade) if message.HasField("upgrade") else None,
+    )
+
+
+def _upgrade(message: pb.TemplateUpgrade) -> TemplateUpgrade:
+    return TemplateUpgrade(
+        template=_embedding(message.template),
+        id=message.id,
+        from_model=message.from_model,
+        distance=_f32(message.distance),
+        threshold=_f32(message.threshold),
+    )
+
+
+def _models(message: pb.ModelRoles) -> ModelRoles:
+    return ModelRoles(
+        current=message.current,
+        next=message.next,
+        previous=message.previous,
+        upgrade_threshold=_f32(message.upgrade_threshold),
+        upgrade_far=_f32(message.upgrade_far),
+        upgrade_fpir=_f32(message.upgrade_fpir),
+        upgrade_min_quality=_f32(message.upgrade_min_quality),
+        upgrade_requires_live=message.upgrade_requires_live,
     )
 
 
 def identify_result(message: pb.IdentifyResponse) -> IdentifyResult:
     return IdentifyResult(
         matches=tuple(
-            IdentityMatch(m.id, _f32(m.distance), _f32(m.confidence), m.match) for m in message.matches
+            IdentityMatch(m.id, _f32(m.distance), _f32(m.confidence), m.match, m.model)
+            for m in message.matches
         ),
         threshold=_f32(message.threshold),
         model=message.model,
@@ -345,6 +372,7 @@ def identify_result(message: pb.IdentifyResponse) -> IdentifyResult:
         gallery_identities=message.gallery_identities,
         fpir=_f32(message.fpir),
         frames=message.frames or 1,
+        upgrade=_upgrade(message.upgrade) if message.HasField("upgrade") else None,
     )
 
 
@@ -388,6 +416,7 @@ def health_result(message: pb.HealthResponse) -> Health:
         liveness_replayable=message.liveness_replayable,
         enroll_min_quality=_f32(message.enroll_min_quality),
         probe_min_quality=_f32(message.probe_min_quality),
+        models=_models(message.models) if message.HasField("models") else None,
     )
 
 

@@ -383,6 +383,9 @@ class VerifyResult:
     best_template_index: int
     """Which of the stored embeddings was closest."""
     liveness_checks: tuple[LivenessCheck, ...]
+    upgrade: TemplateUpgrade | None = None
+    """During a model migration, the next model's template of this face (a confident
+    match only): store it beside the person's templates (docs/MODELS.md)."""
 
     @property
     def presentation_attack(self) -> LivenessCheck | None:
@@ -402,6 +405,36 @@ class IdentityMatch:
     distance: float
     confidence: float
     match: bool
+    model: str = ""
+    """The model of the template that decided, when the gallery mixes models."""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUpgrade:
+    """A template of the next model for a face an older model just matched with confidence."""
+
+    template: Template
+    """Store it beside the person's templates; it is sealed when the service seals."""
+    id: str
+    """The identity it belongs to (Identify); "" for Verify."""
+    from_model: str
+    distance: float
+    threshold: float
+    """The confident line `distance` was inside (stricter than the match's)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoles:
+    """The models a service holds during a migration, and its upgrade rule."""
+
+    current: str
+    next: str
+    previous: str
+    upgrade_threshold: float
+    upgrade_far: float
+    upgrade_fpir: float
+    upgrade_min_quality: float
+    upgrade_requires_live: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,6 +455,8 @@ class IdentifyResult:
     set threshold or far, or the service has no open-set rule)."""
     frames: int = 1
     """How many frames were decided together (1 + more_images)."""
+    upgrade: TemplateUpgrade | None = None
+    """During a model migration, the next model's template of the matched identity."""
 
     @property
     def best(self) -> IdentityMatch | None:
@@ -590,6 +625,8 @@ class Health:
     """The unified quality Enroll requires by default (0: none)."""
     probe_min_quality: float = 0.0
     """The unified quality Verify and Identify require of a probe by default (0: none)."""
+    models: ModelRoles | None = None
+    """The models held for a migration (None: no migration, or an older service)."""
 
     @property
     def serving(self) -> bool:

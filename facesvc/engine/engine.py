@@ -26,6 +26,7 @@ from facesvc.config import Settings
 from facesvc.engine import group
 from facesvc.engine.matching import open_set, scores, validation
 from facesvc.engine.matching.gallery import Checked, Gallery
+from facesvc.engine.migration import Migration
 from facesvc.engine.pipeline import decode, quality
 from facesvc.engine.pipeline.checks import LivenessLimits, run_checks
 from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, landmarks_in_box
@@ -78,6 +79,7 @@ class FaceEngine:
         self.observer = observer
         self._detector: FaceDetector | None = None
         self._recognizer: FaceRecognizer | None = None
+        self.migration: Migration | None = None  # FACESVC_MODEL_NEXT / _PREVIOUS
         self._attack: PresentationAttackDetector | None = None
         #: The presentation-attack mode of the kiosk path (Verify, Identify, sessions) and of Enroll.
         self.attack_mode = AttackMode(settings.presentation_attack)
@@ -119,6 +121,7 @@ class FaceEngine:
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
         self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
+        self.migration = Migration.load(self.settings, self._recognizer, self.settings.weights_dir, slots)
         for option, name, vetted in (
             ("FACESVC_MODEL", self.settings.model, licences.VETTED_MODELS),
             ("FACESVC_DETECTOR", self.settings.detector, licences.VETTED_DETECTORS),
@@ -190,6 +193,7 @@ class FaceEngine:
             operating_points=recognizer.operating_points if recognizer else (),
             default_far=self._default_far(recognizer),
             open_set=self._open_set_info(recognizer),
+            models=self.migration.roles(self.default_threshold) if self.migration else None,
         )
 
     def open_set_table(self, recognizer: FaceRecognizer | None = None) -> open_set.OpenSetTable | None:
@@ -225,6 +229,10 @@ class FaceEngine:
         if self.settings.verification_threshold is not None:
             return self.settings.verification_threshold
         return self._recognizer.default_threshold if self._recognizer else 0.0
+
+    def _migrating(self) -> Migration | None:
+        """The migration's models when a next or previous one is loaded (facesvc.engine.migration)."""
+        return self.migration if self.migration is not None and self.migration.active else None
 
     def _models(self) -> tuple[FaceDetector, FaceRecognizer]:
         if not self._ready.is_set() or self._detector is None or self._recognizer is None:
@@ -368,6 +376,7 @@ class FaceEngine:
             quality=face_quality,
             liveness=checks,
             embedding=embedding,
+            **({"pixels": source, "source": face} if self._migrating() else {}),  # type: ignore[arg-type]
         )
 
     def _enforce(self, verdict: AttackScore, face_px: float) -> None:
@@ -427,6 +436,15 @@ class FaceEngine:
         min_quality: float | None = None,
     ) -> Verification:
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:  # templates of several models
+            migration.check(stored, None, self)
+            face = self.analyse(
+                image_bytes,
+                selection,
+                should_stop,
+                self.attack_mode_for(self.attack_mode, presentation_attack, may_relax),
+            )
+            return migration.verify(self, face, stored, threshold, far)
         gallery = validation.stacked(stored, recognizer, what="stored_embeddings")
         limit = self._threshold(threshold, far, recognizer)
         mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
@@ -462,6 +480,15 @@ class FaceEngine:
                 frames=len(more_images) + 1,
                 max_frames=open_set.MAX_FRAMES,
             )
+        if (migration := self._migrating()) is not None:  # a gallery of several models
+            migration.check((), gallery, self)
+            mode = self.attack_mode_for(self.attack_mode, presentation_attack, may_relax)
+            floor = floor_of(min_quality, self.settings.probe_min_quality)
+            face, more = self._analyse_burst(image_bytes, more_images, selection, should_stop, mode, floor)
+            frames = [f.embedding for f in more]
+            return self._decided(
+                *migration.identify(self, face, gallery, top_k, threshold, far, fpir, frames)
+            )
         checked = validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         identities = open_set.counted(gallery.ids, self.open_set_table(recognizer))
         limit, target = self._identify_threshold(threshold, far, fpir, identities, recognizer)
@@ -472,8 +499,12 @@ class FaceEngine:
         result = self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
+        return self._decided(result, limit)
+
+    def _decided(self, result: Identification, limit: float) -> Identification:
+        """`result`, unless its best identity lies within the undecided margin of `limit`."""
         margin = self.settings.identify_undecided_margin
-        if margin and target and abs(result.matches[0].distance - limit) <= margin:
+        if margin and result.fpir and abs(result.matches[0].distance - limit) <= margin:
             raise IdentityUndecidedError(
                 f"The closest identity is {result.matches[0].distance:.3f} from this face, within "
                 f"{margin:g} of the threshold {limit:.3f}; send another frame or a burst.",
@@ -573,6 +604,8 @@ class FaceEngine:
     def check_templates(self, stored: Sequence[StoredEmbedding] = (), gallery: Gallery | None = None) -> None:
         """Validate templates before any face is analysed (EmbeddingInvalidError, ...)."""
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:
+            return migration.check(stored, gallery, self)
         if stored:
             validation.stacked(stored, recognizer, what="stored_embeddings")
         if gallery is not None:
@@ -583,6 +616,8 @@ class FaceEngine:
     ) -> Verification:
         """Verify's comparison for a face already analysed."""
         _, recognizer = self._models()
+        if (migration := self._migrating()) is not None:  # the session judged the face live
+            return migration.verify(self, face, stored, threshold, judged_live=True)
         templates = validation.stacked(stored, recognizer, what="stored_embeddings")
         return self._verification(face, templates, self._threshold(threshold), recognizer)
 
@@ -598,10 +633,12 @@ class FaceEngine:
         (a threshold when given, else the open-set rule at FACESVC_IDENTIFY_FPIR);
         `more_embeddings` are further frames of the same person, decided together."""
         _, recognizer = self._models()
+        frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
+        if (migration := self._migrating()) is not None:  # the session judged the face live
+            return migration.identify(self, face, gallery, top_k, threshold, None, None, frames, True)[0]
         checked = validation.checked_matrix(gallery.matrix, gallery.models, recognizer, what="candidates")
         identities = open_set.counted(gallery.ids, self.open_set_table(recognizer))
         limit, target = self._identify_threshold(threshold, None, None, identities, recognizer)
-        frames = list(more_embeddings)[: open_set.MAX_FRAMES - 1]
         return self._identification(
             face, gallery.ids, checked, top_k, limit, recognizer, identities, target, frames
         )
@@ -654,13 +691,16 @@ class FaceEngine:
 
     def check_stored(self, stored: Sequence[StoredEmbedding], what: str) -> None:
         """Validate stored embeddings as Verify does, without a photo (Reseal)."""
+        if (migration := self._migrating()) is not None:
+            return migration.check(stored, None, self)
         validation.stacked(stored, self._models()[1], what)
 
     def embed_face(self, pixels: Image, face: AnalysedFace) -> AnalysedFace:
         """`face` (analysed with embed=False) with its embedding, from the full-size upright
         pixels of its image."""
         _, recognizer = self._models()
-        return replace(face, embedding=recognizer.embed(pixels, face.detection))
+        kept = {"pixels": pixels, "source": face.detection} if self._migrating() else {}
+        return replace(face, embedding=recognizer.embed(pixels, face.detection), **kept)  # type: ignore[arg-type]
 
     def distance(self, first: FloatArray, second: FloatArray) -> float:
         """The model's distance between two embeddings it made."""

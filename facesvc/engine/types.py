@@ -139,6 +139,10 @@ class AnalysedFace:
     quality: Quality
     liveness: tuple[LivenessCheck, ...]
     embedding: FloatArray
+    #: The pixels the embedding was made from and the face in them, kept only while a
+    #: further model may need the same face (facesvc.engine.migration); never stored.
+    pixels: Image | None = field(default=None, repr=False, compare=False)
+    source: Detection | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +183,8 @@ class Verification:
     distance: float
     threshold: float
     best_template_index: int
+    #: The next model's template of this face, returned with a confident match only.
+    upgrade: TemplateUpgrade | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +195,23 @@ class IdentityMatch:
     distance: float
     confidence: float
     match: bool
+    #: The model whose template decided, when the gallery mixes models ("" otherwise).
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateUpgrade:
+    """A template of another model for the face a confident match confirmed
+    (facesvc.engine.migration): the caller stores it beside the person's old ones."""
+
+    values: FloatArray
+    model: str
+    #: The identity it belongs to (Identify); "" for Verify.
+    id: str
+    #: The model that confirmed the match, its distance and the confident line it was inside.
+    from_model: str
+    distance: float
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +230,8 @@ class Identification:
     frames: int = 1
     #: The gallery's N as the open-set rule counts it (identities weighted by templates).
     weight: int = 0
+    #: The next model's template of the matched identity, with a confident match only.
+    upgrade: TemplateUpgrade | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,3 +273,22 @@ class EngineInfo:
     default_far: float = 0.0
     #: Identify's open-set rule; None when off or the model is not calibrated.
     open_set: OpenSetInfo | None = None
+    #: The models loaded for a migration (facesvc.engine.migration); None without one.
+    models: ModelRoles | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRoles:
+    """Which models a server holds during a migration, and when it hands out upgrades."""
+
+    current: str
+    next: str
+    previous: str
+    #: Verify's confident line at the serving default (the current model's distance).
+    upgrade_threshold: float
+    #: The false-accept rate that line was measured at on lfw-devtrain.
+    upgrade_far: float
+    #: Identify's confident line holds this FPIR (the open-set table's point), at most.
+    upgrade_fpir: float
+    upgrade_min_quality: float
+    upgrade_requires_live: bool

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -26,10 +26,12 @@ from facesvc.engine.types import (
     Identification,
     IdentityMatch,
     LivenessCheck,
+    ModelRoles,
     OpenSetInfo,
     OperatingPoint,
     Point,
     Quality,
+    TemplateUpgrade,
     Verification,
 )
 from facesvc.errors import EmbeddingInvalidError
@@ -93,7 +95,9 @@ def stored_templates(messages: Iterable[pb.Embedding]) -> list[Template]:
     return [stored_template(m) for m in messages]
 
 
-def gallery(call: IdentifyCall, dimension: int, templates: Templates | None = None) -> Gallery:
+def gallery(
+    call: IdentifyCall, dimension: int | Mapping[str, int], templates: Templates | None = None
+) -> Gallery:
     """The Candidate messages, the packed and the sealed gallery of a request, as one matrix."""
     request = call.message
     if call.rows is not None:
@@ -127,7 +131,10 @@ _PACKED_ENCODINGS = {
 }
 
 
-def packed_gallery(packed: pb.PackedGallery, dimension: int) -> Gallery:
+def packed_gallery(packed: pb.PackedGallery, dimension: int | Mapping[str, int]) -> Gallery:
+    """`dimension`: the serving model's, or each served model's (a migration's)."""
+    if not isinstance(dimension, int):
+        dimension = dimension.get(packed.model, next(iter(dimension.values())))
     encoding = _PACKED_ENCODINGS.get(packed.encoding)
     if encoding is None:
         raise EmbeddingInvalidError(
@@ -198,7 +205,7 @@ def liveness_to_proto(checks: Sequence[LivenessCheck]) -> list[pb.LivenessCheck]
 
 def matches_to_proto(matches: Sequence[IdentityMatch]) -> list[pb.IdentityMatch]:
     return [
-        pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match)
+        pb.IdentityMatch(id=m.id, distance=m.distance, confidence=m.confidence, match=m.match, model=m.model)
         for m in matches
     ]
 
@@ -212,7 +219,9 @@ _CHALLENGES = {
 }
 
 
-def liveness_templates(start: pb.LivenessStart, dimension: int, templates: Templates) -> SessionTemplates:
+def liveness_templates(
+    start: pb.LivenessStart, dimension: int | Mapping[str, int], templates: Templates
+) -> SessionTemplates:
     """The templates of a LivenessStart (plain or sealed, as `templates` allows): stored
     embeddings, a gallery, or none."""
     gallery = None
@@ -294,13 +303,48 @@ def result_to_proto(result: SessionResult, templates: Templates) -> pb.CheckLive
         message.liveness_checks.extend(liveness_to_proto(best.liveness))
     message.templates.extend(templates_to_proto(result.templates, result.model, templates))
     if result.verification is not None:
-        message.verify.CopyFrom(verification_to_proto(result.verification))
+        message.verify.CopyFrom(verification_to_proto(result.verification, templates))
     if result.identification is not None:
-        message.identify.CopyFrom(identification_to_proto(result.identification))
+        message.identify.CopyFrom(identification_to_proto(result.identification, templates))
     return pb.CheckLivenessResponse(result=message)
 
 
-def verification_to_proto(result: Verification) -> pb.VerifyResponse:
+def upgrade_to_proto(
+    upgrade: TemplateUpgrade | None, templates: Templates | None
+) -> pb.TemplateUpgrade | None:
+    """An upgraded template, sealed as Enroll's are (plain without `templates`)."""
+    if upgrade is None:
+        return None
+    template = (
+        template_to_proto(templates.export(upgrade.values, upgrade.model))
+        if templates
+        else embedding_to_proto(upgrade.values, upgrade.model)
+    )
+    return pb.TemplateUpgrade(
+        template=template,
+        id=upgrade.id,
+        from_model=upgrade.from_model,
+        distance=upgrade.distance,
+        threshold=upgrade.threshold,
+    )
+
+
+def models_to_proto(roles: ModelRoles | None) -> pb.ModelRoles | None:
+    if roles is None:
+        return None
+    return pb.ModelRoles(
+        current=roles.current,
+        next=roles.next,
+        previous=roles.previous,
+        upgrade_threshold=roles.upgrade_threshold,
+        upgrade_far=roles.upgrade_far,
+        upgrade_fpir=roles.upgrade_fpir,
+        upgrade_min_quality=roles.upgrade_min_quality,
+        upgrade_requires_live=roles.upgrade_requires_live,
+    )
+
+
+def verification_to_proto(result: Verification, templates: Templates | None = None) -> pb.VerifyResponse:
     return pb.VerifyResponse(
         match=result.match,
         confidence=result.confidence,
@@ -311,10 +355,13 @@ def verification_to_proto(result: Verification) -> pb.VerifyResponse:
         face=face_to_proto(result.face),
         best_template_index=result.best_template_index,
         liveness_checks=liveness_to_proto(result.face.liveness),
+        upgrade=upgrade_to_proto(result.upgrade, templates),
     )
 
 
-def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
+def identification_to_proto(
+    result: Identification, templates: Templates | None = None
+) -> pb.IdentifyResponse:
     return pb.IdentifyResponse(
         matches=matches_to_proto(result.matches),
         threshold=result.threshold,
@@ -326,6 +373,7 @@ def identification_to_proto(result: Identification) -> pb.IdentifyResponse:
         fpir=result.fpir,
         frames=result.frames,
         gallery_weight=result.weight,
+        upgrade=upgrade_to_proto(result.upgrade, templates),
     )
 
 

@@ -33,7 +33,8 @@ from prometheus_client.exposition import start_http_server
 from facesvc import __version__, errors
 from facesvc.engine import FaceEngine
 from facesvc.engine.engine import STAGES
-from facesvc.engine.session.session import Failure
+from facesvc.engine.session.session import Failure, SessionResult
+from facesvc.engine.types import TemplateUpgrade
 from facesvc.rpc.interceptors import Call, Outcome, UnaryInterceptor
 from facesvc.rpc.status import INTERNAL_REASON, NOT_READY_REASON, STATUS_CODES
 
@@ -65,6 +66,24 @@ def observe_stage(stage: str, seconds: float) -> None:
     metrics = _current.get()
     if metrics is not None:
         metrics.stage_seconds.labels(stage).observe(seconds)
+
+
+def upgrade_returned(
+    method: str, upgrade: TemplateUpgrade | None, metrics: ServiceMetrics | None = None
+) -> None:
+    """A unary call returned an upgraded template (facesvc.engine.migration)."""
+    metrics = metrics or _current.get()
+    if metrics is not None and upgrade is not None:
+        metrics.template_upgrades.labels(method, upgrade.from_model, upgrade.model).inc()
+
+
+def session_upgrades(metrics: object, result: SessionResult) -> None:
+    """A liveness session's result with an upgraded template (a stream has no _current)."""
+    if not isinstance(metrics, ServiceMetrics):
+        return
+    for found in (result.verification, result.identification):
+        if found is not None:
+            upgrade_returned("CheckLiveness", found.upgrade, metrics)
 
 
 class ServiceMetrics:
@@ -158,6 +177,13 @@ class ServiceMetrics:
             "facesvc_liveness_frame_seconds",
             "Server time from a liveness frame's arrival in the session to its feedback.",
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.template_upgrades = Counter(
+            "facesvc_template_upgrades",
+            "Upgraded templates returned during a model migration (docs/MODELS.md), by RPC, "
+            "the model that confirmed the match and the model of the template returned.",
+            ["method", "from_model", "model"],
             registry=registry,
         )
         ProcessCollector(registry=registry)

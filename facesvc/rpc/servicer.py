@@ -16,7 +16,7 @@ from facesvc.engine import FaceEngine
 from facesvc.engine.session.session import LivenessSessions, SessionObserver
 from facesvc.engine.templates import Templates
 from facesvc.errors import LivenessSessionError, RequestAbandonedError
-from facesvc.rpc import converters
+from facesvc.rpc import converters, metrics
 from facesvc.rpc.auth import RelaxPolicy
 from facesvc.rpc.guard import Guard, caller_gone, guarded, guarded_stream
 from facesvc.rpc.wire import IdentifyCall, parse_identify
@@ -56,6 +56,13 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             settings.presentation_attack_relax_anyone,
         )
 
+    def _dimensions(self) -> int | dict[str, int]:
+        """The embedding length of packed galleries: the serving model's, or per served model."""
+        migration = self._engine.migration
+        if migration is not None and migration.active:
+            return {name: recognizer.dimension for name, recognizer in migration.served.items()}
+        return self._engine.info().embedding_dim
+
     @guarded("Enroll")
     def Enroll(self, request: pb.EnrollRequest, context: grpc.ServicerContext) -> pb.EnrollResponse:
         result = self._engine.enroll(
@@ -85,14 +92,15 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             converters.optional_float(request, "far"),
             min_quality=converters.optional_float(request, "min_quality"),
         )
-        return converters.verification_to_proto(result)
+        metrics.upgrade_returned("Verify", result.upgrade)
+        return converters.verification_to_proto(result, self.templates)
 
     @guarded("Identify")
     def Identify(self, call: IdentifyCall, context: grpc.ServicerContext) -> pb.IdentifyResponse:
         request = call.message  # parsed by facesvc.rpc.wire.parse_identify
         result = self._engine.identify(
             request.image,
-            converters.gallery(call, self._engine.info().embedding_dim, self.templates),
+            converters.gallery(call, self._dimensions(), self.templates),
             request.top_k,
             converters.optional_float(request, "threshold"),
             converters.face_selection(request.face_selection),
@@ -104,7 +112,8 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             list(request.more_images),
             min_quality=converters.optional_float(request, "min_quality"),
         )
-        return converters.identification_to_proto(result)
+        metrics.upgrade_returned("Identify", result.upgrade)
+        return converters.identification_to_proto(result, self.templates)
 
     @guarded("IdentifyFaces", audit=converters.group_audit)
     def IdentifyFaces(
@@ -141,7 +150,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             raise LivenessSessionError("The stream must open with a LivenessStart.")
         start = first.start
         session = self._sessions.open(
-            converters.liveness_templates(start, self._engine.info().embedding_dim, self.templates),
+            converters.liveness_templates(start, self._dimensions(), self.templates),
             converters.face_selection(start.face_selection),
             start.frame_rate,
             self.session_metrics,
@@ -163,6 +172,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
                 raise LivenessSessionError("Only frames may follow the LivenessStart.")
             outcome = session.frame(request.frame.image, request.frame.capture_time, gone)
             if outcome.result is not None:
+                metrics.session_upgrades(self.session_metrics, outcome.result)
                 yield converters.result_to_proto(outcome.result, self.templates)  # the frame's one answer
                 return
             yield converters.feedback_to_proto(outcome.feedback)
@@ -200,6 +210,7 @@ class FaceServiceServicer(pb_grpc.FaceServiceServicer):
             probe_min_quality=settings.probe_min_quality,
             enroll_max_images=settings.enroll_max_images,
             enroll_max_templates=settings.enroll_max_templates,
+            models=converters.models_to_proto(info.models),
         )
 
     @guarded("Reseal")

@@ -299,7 +299,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, image: _Optional[bytes] = ..., stored_embeddings: _Optional[_Iterable[_Union[Embedding, _Mapping]]] = ..., threshold: _Optional[float] = ..., face_selection: _Optional[_Union[FaceSelection, str]] = ..., presentation_attack: _Optional[_Union[PresentationAttackMode, str]] = ..., far: _Optional[float] = ..., min_quality: _Optional[float] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("match", "confidence", "distance", "threshold", "model", "quality", "face", "best_template_index", "liveness_checks")
+    __slots__ = ("match", "confidence", "distance", "threshold", "model", "quality", "face", "best_template_index", "liveness_checks", "upgrade")
     MATCH_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
@@ -309,6 +309,7 @@ class VerifyResponse(_message.Message):
     FACE_FIELD_NUMBER: _ClassVar[int]
     BEST_TEMPLATE_INDEX_FIELD_NUMBER: _ClassVar[int]
     LIVENESS_CHECKS_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_FIELD_NUMBER: _ClassVar[int]
     match: bool
     confidence: float
     distance: float
@@ -318,7 +319,42 @@ class VerifyResponse(_message.Message):
     face: Face
     best_template_index: int
     liveness_checks: _containers.RepeatedCompositeFieldContainer[LivenessCheck]
-    def __init__(self, match: _Optional[bool] = ..., confidence: _Optional[float] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., best_template_index: _Optional[int] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ...) -> None: ...
+    upgrade: TemplateUpgrade
+    def __init__(self, match: _Optional[bool] = ..., confidence: _Optional[float] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., best_template_index: _Optional[int] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., upgrade: _Optional[_Union[TemplateUpgrade, _Mapping]] = ...) -> None: ...
+
+class TemplateUpgrade(_message.Message):
+    __slots__ = ("template", "id", "from_model", "distance", "threshold")
+    TEMPLATE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    template: Embedding
+    id: str
+    from_model: str
+    distance: float
+    threshold: float
+    def __init__(self, template: _Optional[_Union[Embedding, _Mapping]] = ..., id: _Optional[str] = ..., from_model: _Optional[str] = ..., distance: _Optional[float] = ..., threshold: _Optional[float] = ...) -> None: ...
+
+class ModelRoles(_message.Message):
+    __slots__ = ("current", "next", "previous", "upgrade_threshold", "upgrade_far", "upgrade_fpir", "upgrade_min_quality", "upgrade_requires_live")
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_FAR_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_FPIR_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_REQUIRES_LIVE_FIELD_NUMBER: _ClassVar[int]
+    current: str
+    next: str
+    previous: str
+    upgrade_threshold: float
+    upgrade_far: float
+    upgrade_fpir: float
+    upgrade_min_quality: float
+    upgrade_requires_live: bool
+    def __init__(self, current: _Optional[str] = ..., next: _Optional[str] = ..., previous: _Optional[str] = ..., upgrade_threshold: _Optional[float] = ..., upgrade_far: _Optional[float] = ..., upgrade_fpir: _Optional[float] = ..., upgrade_min_quality: _Optional[float] = ..., upgrade_requires_live: _Optional[bool] = ...) -> None: ...
 
 class Candidate(_message.Message):
     __slots__ = ("id", "embedding")
@@ -379,19 +415,21 @@ class PackedGallery(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., values: _Optional[bytes] = ..., model: _Optional[str] = ..., encoding: _Optional[_Union[PackedEncoding, str]] = ...) -> None: ...
 
 class IdentityMatch(_message.Message):
-    __slots__ = ("id", "distance", "confidence", "match")
+    __slots__ = ("id", "distance", "confidence", "match", "model")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     MATCH_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     id: str
     distance: float
     confidence: float
     match: bool
-    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., match: _Optional[bool] = ...) -> None: ...
+    model: str
+    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., confidence: _Optional[float] = ..., match: _Optional[bool] = ..., model: _Optional[str] = ...) -> None: ...
 
 class IdentifyResponse(_message.Message):
-    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks", "gallery_identities", "fpir", "frames", "gallery_weight")
+    __slots__ = ("matches", "threshold", "model", "quality", "face", "liveness_checks", "gallery_identities", "fpir", "frames", "gallery_weight", "upgrade")
     MATCHES_FIELD_NUMBER: _ClassVar[int]
     THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
@@ -402,6 +440,7 @@ class IdentifyResponse(_message.Message):
     FPIR_FIELD_NUMBER: _ClassVar[int]
     FRAMES_FIELD_NUMBER: _ClassVar[int]
     GALLERY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    UPGRADE_FIELD_NUMBER: _ClassVar[int]
     matches: _containers.RepeatedCompositeFieldContainer[IdentityMatch]
     threshold: float
     model: str
@@ -412,7 +451,8 @@ class IdentifyResponse(_message.Message):
     fpir: float
     frames: int
     gallery_weight: int
-    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ..., gallery_weight: _Optional[int] = ...) -> None: ...
+    upgrade: TemplateUpgrade
+    def __init__(self, matches: _Optional[_Iterable[_Union[IdentityMatch, _Mapping]]] = ..., threshold: _Optional[float] = ..., model: _Optional[str] = ..., quality: _Optional[_Union[Quality, _Mapping]] = ..., face: _Optional[_Union[Face, _Mapping]] = ..., liveness_checks: _Optional[_Iterable[_Union[LivenessCheck, _Mapping]]] = ..., gallery_identities: _Optional[int] = ..., fpir: _Optional[float] = ..., frames: _Optional[int] = ..., gallery_weight: _Optional[int] = ..., upgrade: _Optional[_Union[TemplateUpgrade, _Mapping]] = ...) -> None: ...
 
 class IdentifyFacesRequest(_message.Message):
     __slots__ = ("image", "candidates", "top_k", "packed_candidates", "presentation_attack", "sealed_candidates", "fpir", "max_faces")
@@ -511,7 +551,7 @@ class HealthRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HealthResponse(_message.Message):
-    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable", "enroll_min_quality", "probe_min_quality", "enroll_max_images", "enroll_max_templates")
+    __slots__ = ("status", "model", "embedding_dim", "detector", "threshold", "version", "uptime_seconds", "distance_metric", "default_face_selection", "quality_threshold", "presentation_attack", "templates", "template_key_id", "operating_points", "default_far", "open_set", "liveness_replayable", "enroll_min_quality", "probe_min_quality", "enroll_max_images", "enroll_max_templates", "models")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -533,6 +573,7 @@ class HealthResponse(_message.Message):
     PROBE_MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     ENROLL_MAX_IMAGES_FIELD_NUMBER: _ClassVar[int]
     ENROLL_MAX_TEMPLATES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     model: str
     embedding_dim: int
@@ -554,7 +595,8 @@ class HealthResponse(_message.Message):
     probe_min_quality: float
     enroll_max_images: int
     enroll_max_templates: int
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ..., enroll_min_quality: _Optional[float] = ..., probe_min_quality: _Optional[float] = ..., enroll_max_images: _Optional[int] = ..., enroll_max_templates: _Optional[int] = ...) -> None: ...
+    models: ModelRoles
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., model: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., detector: _Optional[str] = ..., threshold: _Optional[float] = ..., version: _Optional[str] = ..., uptime_seconds: _Optional[float] = ..., distance_metric: _Optional[str] = ..., default_face_selection: _Optional[_Union[FaceSelection, str]] = ..., quality_threshold: _Optional[float] = ..., presentation_attack: _Optional[_Union[PresentationAttackInfo, _Mapping]] = ..., templates: _Optional[_Union[TemplateMode, str]] = ..., template_key_id: _Optional[str] = ..., operating_points: _Optional[_Iterable[_Union[OperatingPoint, _Mapping]]] = ..., default_far: _Optional[float] = ..., open_set: _Optional[_Union[OpenSetRule, _Mapping]] = ..., liveness_replayable: _Optional[str] = ..., enroll_min_quality: _Optional[float] = ..., probe_min_quality: _Optional[float] = ..., enroll_max_images: _Optional[int] = ..., enroll_max_templates: _Optional[int] = ..., models: _Optional[_Union[ModelRoles, _Mapping]] = ...) -> None: ...
 
 class PresentationAttackInfo(_message.Message):
     __slots__ = ("mode", "enroll_mode", "threshold", "model", "min_face_size", "relaxable")

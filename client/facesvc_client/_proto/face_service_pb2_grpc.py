@@ -115,7 +115,8 @@ class FaceServiceServicer:
         Status codes and ErrorInfo reasons: those of Enroll, plus
         - INVALID_ARGUMENT: EMBEDDING_INVALID (no embedding, wrong length, NaN or
         infinite values, a threshold out of range), EMBEDDING_MODEL_MISMATCH
-        (an embedding made by another model than the one serving),
+        (an embedding made by another model than the one serving, or during a
+        migration than those HealthResponse.models names),
         TEMPLATE_INVALID (a sealed template that does not open, or a plain
         embedding where only sealed ones are accepted; with its index).
         """

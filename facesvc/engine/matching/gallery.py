@@ -34,6 +34,9 @@ class Gallery:
     matrix: FloatArray  # (N, D) float32
     #: The model of each row, or one name for every row.
     models: Sequence[str] | str
+    #: A gallery mixing models of different widths (a migration, facesvc.engine.migration):
+    #: one gallery per width; `matrix` is then (N, 0).
+    parts: tuple[Gallery, ...] = ()
 
     @staticmethod
     def of(candidates: Sequence[Candidate]) -> Gallery:
@@ -42,6 +45,11 @@ class Gallery:
             if not candidate.id:
                 raise EmbeddingInvalidError("Every candidate needs an id.", index=index)
         lengths = {c.embedding.values.shape for c in candidates}
+        widths = {(c.embedding.model, c.embedding.values.shape) for c in candidates}
+        if len(lengths) > 1 and len(widths) == len({c.embedding.model for c in candidates}):
+            return Gallery.mixed(
+                [Gallery.of([c for c in candidates if c.embedding.values.shape == n]) for n in lengths]
+            )
         if len(lengths) > 1:
             first = candidates[0].embedding.values.size
             index = next(i for i, c in enumerate(candidates) if c.embedding.values.size != first)
@@ -86,11 +94,22 @@ class Gallery:
             matrix = matrix.astype(np.float32)
         return Gallery(ids, matrix, model)
 
+    @staticmethod
+    def mixed(galleries: Sequence[Gallery]) -> Gallery:
+        """Galleries of models whose widths differ, as one (each model's rows in one part)."""
+        parts = tuple(p for g in galleries for p in (g.parts or (g,)) if len(p.ids))
+        ids = [i for p in parts for i in p.ids]
+        models = [m for p in parts for m in _expand(p.models, len(p.ids))]
+        return Gallery(ids, np.zeros((len(ids), 0), dtype=np.float32), models, parts)
+
     def __add__(self, other: Gallery) -> Gallery:
         if not len(other.ids):
             return self
         if not len(self.ids):
             return other
+        differ = self.parts or other.parts or self.matrix.shape[1] != other.matrix.shape[1]
+        if differ and set(_expand(self.models, 1)).isdisjoint(_expand(other.models, 1)):
+            return Gallery.mixed([self, other])
         if self.matrix.shape[1] != other.matrix.shape[1]:
             raise EmbeddingInvalidError(
                 "candidates and packed_candidates differ in embedding length.",

@@ -256,7 +256,12 @@ class FusedRecognizer:
         self._dlib = DlibRecognizer()
 
     def embed(self, image: Image, detection: Detection) -> FloatArray:
-        parts = (self._sface.embed(image, detection), self._dlib.embed(image, detection))
+        return self.embed_beside(image, detection, self._sface.embed(image, detection))
+
+    def embed_beside(self, image: Image, detection: Detection, sface: FloatArray) -> FloatArray:
+        """The fused embedding when SFace's of the same face is already made (a migration
+        from SFace: only Dlib's half costs anything)."""
+        parts = (sface, self._dlib.embed(image, detection))
         weights_ = (self.SFACE_WEIGHT, 1.0 - self.SFACE_WEIGHT)
         return np.concatenate(
             [
