@@ -270,6 +270,8 @@ def test_the_http_door_answers_health_and_enroll_as_json(container: Container) -
     with urllib.request.urlopen(f"{base}/v1/health", timeout=10) as response:
         health = json.loads(response.read())
     assert health["status"] == "SERVING_STATUS_SERVING" and health["model"] == "SFace"
+    # The calibration tables ship inside the package: the open-set rule is published.
+    assert health["openSet"]["templateWeights"][0] == 1.0, health.get("openSet")
     body = json.dumps({"image": base64.b64encode(photo("img1.jpg")).decode()}).encode()
     request = urllib.request.Request(
         f"{base}/v1/faces:enroll", data=body, headers={"Content-Type": "application/json"}, method="POST"
@@ -277,6 +279,8 @@ def test_the_http_door_answers_health_and_enroll_as_json(container: Container) -
     with urllib.request.urlopen(request, timeout=60) as response:
         enrolled = json.loads(response.read())
     assert len(enrolled["embedding"]["values"]) == 128 and enrolled["face"]["faceCount"] == 1
+    # ... and the quality fusion's table: the unified score and its components.
+    assert 0 < enrolled["quality"]["unified"] <= 100 and enrolled["quality"]["components"]
     assert docker("diff", container.name).stdout.strip() == ""
 
 
