@@ -422,11 +422,12 @@ def test_mutated_photos_as_json_and_multipart_get_ok_or_a_reason(door: Door) -> 
 # ---- memory, on a server process ---------------------------------------------------------
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """The process's resident memory now (VmRSS), or its high-water mark (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def _hostile(base: str) -> None:
@@ -464,26 +465,56 @@ def test_memory_stays_flat_through_the_http_door(process: list[subprocess.Popen[
     drain.start()
     photos = [photo(name) for name in sorted(p.name for p in CELEBS.glob("*.jpg"))[:16]]
 
+    with client(base) as http:
+        enrolled = http.post("/v1/faces:enroll", json={"image": base64.b64encode(photo("img1.jpg")).decode()})
+    stored = json.dumps(enrolled.json()["embedding"]["values"])
+    gallery = json.dumps({"a": json.loads(stored), "b": [0.1] * len(json.loads(stored))})
+
     def burst() -> None:
-        def one(image: bytes) -> int:
+        """Legitimate calls on every route the hostile run uses (JSON and form; Enroll,
+        Verify, Identify), so that each route's first use is not counted as growth."""
+
+        def one(index_image: tuple[int, bytes]) -> int:
+            index, image = index_image
+            encoded = base64.b64encode(image).decode()
             with client(base) as http:
-                body = {"image": base64.b64encode(image).decode()}
-                return http.post("/v1/faces:enroll", json=body).status_code
+                match index % 5:
+                    case 0:
+                        return http.post("/v1/faces:enroll", json={"image": encoded}).status_code
+                    case 1:
+                        return http.post("/enroll", files={"image": image}).status_code
+                    case 2:
+                        data = {"stored_embedding": stored}
+                        return http.post("/verify", files={"image": image}, data=data).status_code
+                    case 3:
+                        return http.post(
+                            "/identify", files={"image": image}, data={"gallery": gallery}
+                        ).status_code
+                    case _:
+                        body = {
+                            "image": encoded,
+                            "candidates": [{"id": "a", "embedding": enrolled.json()["embedding"]}],
+                        }
+                        return http.post("/v1/faces:identify", json=body).status_code
 
         with ThreadPoolExecutor(8) as pool:
-            codes = list(pool.map(one, photos))
+            codes = list(pool.map(one, enumerate(photos)))
         assert set(codes) <= {200, 400}, codes
 
     burst()
     burst()
-    before = _rss_kb(server.pid)
+    # The measure is the legitimate bursts' high-water mark (issue 29: "grows by at most 100 MB
+    # past the burst's high-water mark"), not the RSS the allocator happens to keep after them:
+    # how much of a burst's peak glibc hands back varies from run to run (+52 to +126 MB over
+    # the RSS after, for the same requests, on the shared 2-core machine).
+    before = _rss_kb(server.pid, "VmHWM")
     for _ in range(2):
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(_hostile, [base] * 4))
     after = _rss_kb(server.pid)
-    print(f"\nRSS after two bursts {before} kB, after the hostile run {after} kB")
+    print(f"\nhigh-water mark of two bursts {before} kB, RSS after the hostile run {after} kB")
     assert server.poll() is None, "the server died"
-    assert after <= before + 100 * 1024, f"memory grew from {before} to {after} kB"
+    assert after <= before + 100 * 1024, f"memory grew from a burst's peak {before} to {after} kB"
     with client(base) as http:
         assert http.get("/health").status_code == 200
     server.terminate()
