@@ -195,10 +195,13 @@ class AsyncFaceClient:
         frame_rate: float = 15.0,
         on_event: Callable[[LivenessEvent], Any] | None = None,
         timeout: float = 60.0,
+        max_templates: int = 0,
     ) -> LivenessResult:
         """See FaceClient.check_liveness; `frames` may be an async iterator too, and
         `on_event` a coroutine function."""
-        start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
+        start = liveness.start_request(
+            stored, candidates, top_k, threshold, face_selection, frame_rate, max_templates
+        )
         deadline = time.monotonic() + timeout
         attempts = self.retry_policy.attempts
         tried: set[int] = set()
