@@ -906,6 +906,34 @@ def test_async_client(target: str, settings: Settings, retries: RetryLog) -> Non
     assert retries()
 
 
+def test_enroll_with_several_photos_returns_several_templates_sync_and_async(
+    target: str, client: FaceClient
+) -> None:
+    """celebs id00's photos (img1 first) give up to max_templates templates, best first,
+    each a real SFace embedding of a distinct photo that matches a photo left out."""
+    photos = [CELEBS / name for name in ("img1.jpg", "img2.jpg", "img4.jpg", "img5.jpg")]
+    assert {identities(CELEBS)[p.name] for p in photos} == {identities(CELEBS)["img10.jpg"]}
+
+    async def from_asyncio() -> tuple[EnrollResult, EnrollResult]:
+        async with AsyncFaceClient(target, timeout=60) as aio:
+            return (
+                await aio.enroll(photos[0], more_images=photos[1:], max_templates=3),
+                await aio.enroll(photos[0], more_images=photos[1:], max_templates=1),
+            )
+
+    several, one = asyncio.run(from_asyncio())
+    assert 2 <= len(several.templates) <= 3 and len(one.templates) == 1
+    assert several.templates[0].embedding == several.embedding == one.embedding
+    indices = [t.image_index for t in several.templates]
+    assert len(set(indices)) == len(indices) and all(0 <= i < len(photos) for i in indices)
+    assert all(isinstance(t.embedding, Embedding) and t.embedding.dimension == 128 for t in several.templates)
+    assert len({t.embedding for t in several.templates}) == len(several.templates)
+    for template in several.embeddings:
+        assert client.verify(CELEBS / "img10.jpg", template).match
+    # The sync client sends the same request and gets the same templates.
+    assert client.enroll(photos[0], more_images=photos[1:], max_templates=3).templates == several.templates
+
+
 def test_the_generated_stubs_are_current() -> None:
     check = subprocess.run(
         [sys.executable, str(ROOT / "client" / "scripts" / "generate_stubs.py"), "--check"],

@@ -166,10 +166,13 @@ def test_a_person_who_blinks_enrolls_is_identified_and_passes_the_liveness_sessi
     open_kiosk: Any, camera_files: dict[str, Path]
 ) -> None:
     kiosk = open_kiosk(camera_files["blinking"])
+    # Enroll runs a liveness session by default and stores the templates it chose.
     kiosk.evaluate(
         "document.getElementById('name').value = 'mahie'; document.getElementById('enroll').click()"
     )
-    assert kiosk.wait_for("document.getElementById('outcome').textContent", 30).startswith("Enrolled mahie")
+    enrolled = kiosk.wait_for("document.getElementById('outcome').textContent", 90)
+    assert enrolled.startswith("Enrolled mahie from a live session"), enrolled
+    assert 1 <= int(kiosk.evaluate("document.body.dataset.templates")) <= 3
     kiosk.evaluate(
         "document.getElementById('outcome').textContent = ''; document.getElementById('identify').click()"
     )
@@ -189,6 +192,19 @@ def test_a_person_who_blinks_enrolls_is_identified_and_passes_the_liveness_sessi
 
 def test_a_still_picture_fails_the_liveness_session(open_kiosk: Any, camera_files: dict[str, Path]) -> None:
     kiosk = open_kiosk(camera_files["still"])
+    # Enrolling runs the same session by default: a still picture is not enrolled...
+    kiosk.evaluate("document.getElementById('enroll').click()")
+    refused = kiosk.wait_for("document.getElementById('outcome').textContent", 90)
+    assert refused.startswith("Not enrolled: NO_MOTION") or refused.startswith("Not enrolled: PROMPT_TIMEOUT")
+    assert kiosk.evaluate("document.body.dataset.templates") is None
+    # ...unless the operator unticks it, for one photo.
+    kiosk.evaluate(
+        "document.getElementById('live-enroll').checked = false; document.getElementById('enroll').click()"
+    )
+    assert kiosk.wait_for("document.body.dataset.templates", 30) == "1"
+    assert kiosk.evaluate("document.getElementById('outcome').textContent").startswith(
+        "Enrolled visitor from one photo"
+    )
     kiosk.evaluate("document.getElementById('liveness').click()")
     assert kiosk.wait_for("document.body.dataset.result", 90) == "FAILED"
     assert kiosk.evaluate("document.body.dataset.reason") in {"NO_MOTION", "PROMPT_TIMEOUT"}

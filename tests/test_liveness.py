@@ -249,6 +249,37 @@ def test_a_person_who_turns_as_asked_passes_with_a_verify_result_and_a_valid_tok
         verify_liveness_token(result.token, KEY, now=claims.issued_at + 3600)
 
 
+def test_a_session_asked_for_templates_enrols_from_the_frames_of_the_person_it_checked(
+    servers: Servers, turn_clip: Clip
+) -> None:
+    """max_templates=3: a passing session returns 1-3 templates from its own frames, the
+    first its best frame's embedding, each an SFace embedding that matches the person's
+    enrolment photo (a frame the session never sees) at Verify's threshold."""
+    server = servers.start(liveness_challenges="turn_left,turn_right")
+    with client_of(server) as client:
+        photo = turn_clip.frames[300]
+        stored = client.enroll(photo).embedding
+        actor = Actor(turn_clip, TURN_SEGMENTS)
+        result = client.check_liveness(
+            actor.frames(), stored=stored, frame_rate=30, on_event=actor.on_event, max_templates=3
+        )
+        assert result.passed, (result.failure, result.detail)
+        assert 1 <= len(result.templates) <= 3, result.templates
+        assert result.templates[0].embedding == result.embedding
+        assert len({t.embedding for t in result.templates}) == len(result.templates)
+        for template in result.templates:
+            assert isinstance(template.embedding, Embedding)
+            assert template.embedding.model == "SFace" and template.embedding.dimension == 128
+            assert template.embedding != stored
+            assert 0 <= template.image_index < result.frames
+            assert template.quality.score > 0 and template.face.face_count == 1
+            assert client.verify(photo, template.embedding).match
+        # Without max_templates, none (as before).
+        again = Actor(turn_clip, TURN_SEGMENTS)
+        plain = client.check_liveness(again.frames(), stored=stored, frame_rate=30, on_event=again.on_event)
+    assert plain.passed and plain.templates == ()
+
+
 def test_a_session_takes_sealed_templates_and_hands_its_embedding_out_sealed(
     servers: Servers, turn_clip: Clip, tmp_path: Path
 ) -> None:
@@ -262,7 +293,14 @@ def test_a_session_takes_sealed_templates_and_hands_its_embedding_out_sealed(
         stored = client.enroll(turn_clip.frames[300]).embedding
         assert isinstance(stored, SealedTemplate)
         actor = Actor(turn_clip, TURN_SEGMENTS)
-        result = client.check_liveness(actor.frames(), stored=stored, frame_rate=30, on_event=actor.on_event)
+        result = client.check_liveness(
+            actor.frames(), stored=stored, frame_rate=30, on_event=actor.on_event, max_templates=3
+        )
+        # Templates asked of the session come out sealed too, and open to match the photo.
+        assert 1 <= len(result.templates) <= 3
+        for template in result.templates:
+            assert isinstance(template.embedding, SealedTemplate) and template.embedding.key_id == "k1"
+            assert client.verify(turn_clip.frames[300], template.embedding).match
     assert result.passed, (result.failure, result.detail)
     assert result.verify is not None and result.verify.match
     assert isinstance(result.embedding, SealedTemplate) and result.embedding.key_id == "k1"

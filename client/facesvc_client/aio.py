@@ -77,10 +77,28 @@ class AsyncFaceClient:
         presentation_attack: PresentationAttackMode | None = None,
         timeout: float | None = None,
         min_quality: float | None = None,
+        more_images: Sequence[ImageInput] = (),
+        max_templates: int = 0,
     ) -> EnrollResult:
-        """See FaceClient.enroll."""
+        """Detect the one face in a photo and return its embedding for you to store.
+        With `more_images` (further photos of the same person), the result's `templates`
+        holds up to `max_templates` (0: 3) of them, best first: store them all
+        (DifferentPeopleError names a photo of someone else in metadata image_index).
+
+        Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
+        LowQualityError, ...) when the photo cannot be used. `presentation_attack` sets
+        the presentation-attack stage for this call (None: the server's Enroll default,
+        REPORT unless configured); ENFORCE is always allowed, and a weaker mode than the
+        default raises PresentationAttackRelaxDeniedError unless the server lets this
+        caller relax it. `min_quality` (0-100) refuses a face whose unified quality is below
+        it (LowQualityError naming the weakest component; None: the server's default)."""
         request = _convert.enroll_request(
-            await _read(image), face_selection, presentation_attack, min_quality
+            await _read(image),
+            face_selection,
+            presentation_attack,
+            min_quality,
+            [await _read(more) for more in more_images],
+            max_templates,
         )
         return _convert.enroll_result(await self._call("Enroll", request, timeout))
 
@@ -177,10 +195,13 @@ class AsyncFaceClient:
         frame_rate: float = 15.0,
         on_event: Callable[[LivenessEvent], Any] | None = None,
         timeout: float = 60.0,
+        max_templates: int = 0,
     ) -> LivenessResult:
         """See FaceClient.check_liveness; `frames` may be an async iterator too, and
         `on_event` a coroutine function."""
-        start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
+        start = liveness.start_request(
+            stored, candidates, top_k, threshold, face_selection, frame_rate, max_templates
+        )
         deadline = time.monotonic() + timeout
         attempts = self.retry_policy.attempts
         tried: set[int] = set()

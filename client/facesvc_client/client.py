@@ -233,6 +233,7 @@ class FaceClient:
         frame_rate: float = 15.0,
         on_event: Callable[[LivenessEvent], None] | None = None,
         timeout: float = 60.0,
+        max_templates: int = 0,
     ) -> LivenessResult:
         """Run one liveness session: `frames` is any iterator of camera frames (a camera
         loop; see LivenessFrame for capture times). `on_event` gets the LivenessStarted and
@@ -244,8 +245,12 @@ class FaceClient:
         ImageUndecodableError for a frame that is not an image, ...). A session refused as
         UNAVAILABLE before it started is retried on another replica (no frame was taken
         yet); one whose replica goes away once started raises LivenessSessionLostError:
-        start a new session (the person begins again)."""
-        start = liveness.start_request(stored, candidates, top_k, threshold, face_selection, frame_rate)
+        start a new session (the person begins again). `max_templates` (> 0) enrols from
+        the session: on PASSED the result's `templates` holds up to that many templates
+        chosen from its frames (capped by Health.enroll_max_templates)."""
+        start = liveness.start_request(
+            stored, candidates, top_k, threshold, face_selection, frame_rate, max_templates
+        )
         deadline = time.monotonic() + timeout
         attempts = self.retry_policy.attempts
         tried: set[int] = set()

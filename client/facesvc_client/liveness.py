@@ -27,6 +27,7 @@ from facesvc_client._proto import face_service_pb2 as pb
 from facesvc_client.errors import FaceServiceError, LivenessSessionLostError, StatusCode
 from facesvc_client.types import (
     Embedding,
+    EnrolledTemplate,
     Face,
     FaceSelection,
     IdentifyResult,
@@ -133,6 +134,9 @@ class LivenessResult:
     token: str = ""
     prompts: tuple[LivenessPrompt, ...] = field(default=())
     """Every prompt the session showed, in order."""
+    templates: tuple[EnrolledTemplate, ...] = ()
+    """On PASSED, when `max_templates` was asked: the templates chosen from the frames of
+    the one person checked (the first is `embedding`), to store as Enroll's are."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data (what the CLI prints)."""
@@ -237,8 +241,9 @@ def start_request(
     threshold: float | None,
     face_selection: FaceSelection | str | None,
     frame_rate: float,
+    max_templates: int = 0,
 ) -> pb.CheckLivenessRequest:
-    start = pb.LivenessStart(top_k=top_k, frame_rate=frame_rate)
+    start = pb.LivenessStart(top_k=top_k, frame_rate=frame_rate, max_templates=max_templates)
     if face_selection is not None:
         start.face_selection = _convert._selection(face_selection)
     if stored is not None:
@@ -329,6 +334,7 @@ def result_of(message: pb.LivenessResult, prompts: Iterable[LivenessPrompt]) -> 
         identify=_convert.identify_result(message.identify) if message.HasField("identify") else None,
         token=message.token,
         prompts=tuple(prompts),
+        templates=_convert.enrolled_templates(message.templates),
     )
 
 
