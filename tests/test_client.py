@@ -582,10 +582,14 @@ def test_several_targets_rotate_and_an_unavailable_one_is_skipped(
     with serving(FaceEngine(settings)) as loading:
         pair = [target, f"127.0.0.1:{loading.port}"]
         with FaceClient(pair, retries=FAST_RETRIES) as client:
-            assert {client.health().status for _ in range(2)} == {
-                ServingStatus.SERVING,
-                ServingStatus.NOT_SERVING,
-            }
+            # Calls go to targets whose connection is READY, in turn: once both channels have
+            # connected (the second may still be connecting at the first call), both answer.
+            seen: set[ServingStatus] = set()
+            deadline = time.monotonic() + 10
+            while len(seen) < 2 and time.monotonic() < deadline:
+                seen |= {client.health().status for _ in range(2)}
+                time.sleep(0.05)
+            assert seen == {ServingStatus.SERVING, ServingStatus.NOT_SERVING}
             for _ in range(2):  # one of the two lands on the loading server and moves on
                 assert client.enroll(CELEBS / "img1.jpg").embedding.dimension == 128
     assert [r.reason for r in retries()] == ["ENGINE_NOT_READY"]  # type: ignore[attr-defined]
