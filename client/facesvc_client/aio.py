@@ -80,18 +80,7 @@ class AsyncFaceClient:
         more_images: Sequence[ImageInput] = (),
         max_templates: int = 0,
     ) -> EnrollResult:
-        """Detect the one face in a photo and return its embedding for you to store.
-        With `more_images` (further photos of the same person), the result's `templates`
-        holds up to `max_templates` (0: 3) of them, best first: store them all
-        (DifferentPeopleError names a photo of someone else in metadata image_index).
-
-        Raises an ImageRejectedError subclass (NoFaceError, MultipleFacesError,
-        LowQualityError, ...) when the photo cannot be used. `presentation_attack` sets
-        the presentation-attack stage for this call (None: the server's Enroll default,
-        REPORT unless configured); ENFORCE is always allowed, and a weaker mode than the
-        default raises PresentationAttackRelaxDeniedError unless the server lets this
-        caller relax it. `min_quality` (0-100) refuses a face whose unified quality is below
-        it (LowQualityError naming the weakest component; None: the server's default)."""
+        """See FaceClient.enroll."""
         request = _convert.enroll_request(
             await _read(image),
             face_selection,
