@@ -205,13 +205,20 @@ def logistic(x: Array, y: Array, l2: float = L2, iterations: int = 60) -> Array:
 
 
 def fit(
-    measured: Measured, first: npt.NDArray[np.int64], second: npt.NDArray[np.int64], dist: Array
+    measured: Measured,
+    first: npt.NDArray[np.int64],
+    second: npt.NDArray[np.int64],
+    dist: Array,
+    fitted: tuple[str, ...] | None = None,
 ) -> QualityFusion:
+    """The fusion fitted on these pairs; `fitted`: the measures that may carry weight
+    (default: FITTED; the others are standardised too, with weight 0)."""
     x = features(measured)
     ok = measured.accepted
     mean, scale = x[ok].mean(axis=0), x[ok].std(axis=0) + 1e-9
     z = (x - mean) / scale
-    keep = list(range(len(FITTED)))
+    chosen = FITTED if fitted is None else fitted
+    keep = [k for k, name in enumerate(FITTED) if name in chosen]
     while True:
         beta = logistic(z[first][:, keep] + z[second][:, keep], (dist > FIT_DISTANCE).astype(float))
         wrong = [k for k, w in zip(keep, beta[1:], strict=True) if np.sign(w) not in (0, WORSE[FITTED[k]])]
@@ -221,16 +228,28 @@ def fit(
     weights = np.zeros(len(FITTED))
     weights[keep] = beta[1:]
     terms = z @ weights
-    calibration = logistic(
-        (terms[first] + terms[second])[:, None], (dist > measured.threshold).astype(float), l2=0.0
-    )
+    alpha = intercept_for((terms[first] + terms[second]), float((dist > measured.threshold).mean()))
     return QualityFusion(
         mean={n: float(m) for n, m in zip(FITTED, mean, strict=True)} | {"brightness": 0.0},
         scale={n: float(s) for n, s in zip(FITTED, scale, strict=True)} | {"brightness": 1.0},
         weight={n: float(w) for n, w in zip(FITTED, weights, strict=True)},
-        alpha=float(calibration[0]),
-        beta=float(calibration[1]),
+        alpha=alpha,
+        beta=1.0,
     )
+
+
+def intercept_for(terms: Array, rate: float) -> float:
+    """alpha such that the pairs' mean sigmoid(alpha + terms) is `rate`: the failures at
+    Verify's threshold (a dozen pairs, too few to fit a slope on) are taken to follow the
+    fitted model's slope (proportional odds), so only the intercept is set on them."""
+    low, high = -30.0, 30.0
+    for _ in range(80):
+        middle = (low + high) / 2
+        if float(np.mean(1.0 / (1.0 + np.exp(-(middle + terms))))) < rate:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2
 
 
 def unified_scores(fusion: QualityFusion, measured: Measured) -> Array:
@@ -257,7 +276,7 @@ def edc(
 
 
 def cross_validated(
-    measured: Measured,
+    measured: Measured, fitted: tuple[str, ...] | None = None
 ) -> tuple[Array, npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
     """Each photo's unified score from the fit on the other folds' people."""
     first, second = genuine_pairs(measured)
@@ -269,7 +288,7 @@ def cross_validated(
     quality = np.full(len(measured.names), np.nan)
     for fold in range(FOLDS):
         train = pair_fold != fold
-        fusion = fit(measured, first[train], second[train], dist[train])
+        fusion = fit(measured, first[train], second[train], dist[train], fitted)
         held = unified_scores(fusion, measured)
         quality[photo_fold == fold] = held[photo_fold == fold]
     return quality, first, second, dist > measured.threshold
