@@ -25,9 +25,14 @@ import pytest
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.pipeline.attack_fusion import FUSION_FILE, FUSION_SHA256, load_fusion
-from facesvc.engine.pipeline.presentation_attack import NETWORKS, WEIGHTS_DIR, PresentationAttackDetector
+from facesvc.engine.pipeline.presentation_attack import (
+    NETWORKS,
+    WEIGHTS_DIR,
+    AttackMode,
+    PresentationAttackDetector,
+)
 from facesvc.engine.types import Box
-from facesvc.errors import ModelUnavailableError
+from facesvc.errors import FaceServiceError, ModelUnavailableError
 from facesvc.rpc.server import FaceServer
 from facesvc.tools.calibrate_pad import frames_of
 from facesvc.v1 import face_service_pb2 as pb
@@ -97,6 +102,44 @@ def test_the_networks_reproduce_the_original_pipelines_scores() -> None:
         assert detector.live_score(image, box) == pytest.approx(float(row["score_real"]), abs=1e-3), row[
             "file"
         ]
+
+
+def test_scaling_only_around_the_face_gives_the_whole_frames_signal_values(engine: FaceEngine) -> None:
+    """The stage scales only the part of a large frame its signals look at (a cost cut): on
+    every photo over SIGNAL_FRAME_PX in the celebs folder and pad/screens' MSU folder
+    (phones' photos of all sizes), each face-patch signal reads exactly what the whole
+    frame gives (colour texture is left out: the shipped fusion carries no references)."""
+    from facesvc.engine.pipeline.attack_signals import SIGNAL_FRAME_PX, normalise, reach_of
+    from facesvc.engine.pipeline.attack_signals.frequency import HighFrequencySignal, SpectralPeakSignal
+    from facesvc.engine.pipeline.attack_signals.specular import GlareSignal
+
+    signals = [
+        HighFrequencySignal(),
+        SpectralPeakSignal(),
+        GlareSignal(),
+    ]
+    reach = reach_of(signals)
+    assert reach is not None
+    files = sorted(CELEBS.glob("*.jpg")) + sorted((PAD / "screens" / "msu-mfsd-train").rglob("*.jpg"))
+    compared = cropped = 0
+    for path in files:
+        image = cv2.imread(str(path))
+        if image is None or max(image.shape[:2]) <= SIGNAL_FRAME_PX:
+            continue
+        try:
+            box = engine.analyse(path.read_bytes(), presentation_attack=AttackMode.OFF).detection.box
+        except FaceServiceError:  # no face to compare
+            continue
+        whole, whole_box = normalise(image, box)
+        part, part_box = normalise(image, box, reach)
+        cropped += part.size < whole.size
+        for signal in signals:
+            assert signal.score(part, part_box) == pytest.approx(signal.score(whole, whole_box), abs=1e-9), (
+                path.name,
+                signal.name,
+            )
+        compared += 1
+    assert compared >= 30 and cropped >= compared // 2, (compared, cropped)
 
 
 def test_live_frames_pass_verify_under_enforce(

@@ -26,7 +26,7 @@ from pathlib import Path
 import cv2
 
 from facesvc.engine.pipeline.attack_fusion import Fusion, load_fusion
-from facesvc.engine.pipeline.attack_signals import Signal, normalise
+from facesvc.engine.pipeline.attack_signals import Signal, normalise, reach_of
 from facesvc.engine.pipeline.attack_signals.color_texture import ColorTextureSignal
 from facesvc.engine.pipeline.attack_signals.device_edges import DeviceEdgeSignal
 from facesvc.engine.pipeline.attack_signals.frequency import HighFrequencySignal, SpectralPeakSignal
@@ -170,6 +170,7 @@ class PresentationAttackDetector:
             )
         }
         self._signals = [available[name] for name in self.fusion.features if name in available]
+        self._reach = reach_of(self._signals)
         self._neutral = {name: _neutral(self.fusion, i) for i, name in enumerate(self.fusion.features)}
 
     def judge(self, image: Image, box: Box, face_size_px: float) -> AttackScore:
@@ -191,7 +192,7 @@ class PresentationAttackDetector:
         if image.ndim == 2:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
         raw = {"minifasnet": self._minifasnet.score(image, box)}
-        frame, frame_box = normalise(image, box)
+        frame, frame_box = normalise(image, box, self._reach)
         for signal in self._signals:
             raw[signal.name] = signal.score(frame, frame_box)
         return raw

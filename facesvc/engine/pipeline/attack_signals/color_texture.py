@@ -70,6 +70,7 @@ class ColorTextureSignal:
     """Distance to the attack reference minus distance to the live reference: > 0 live-like."""
 
     name = "color_texture"
+    reach: float | None = 1.0
 
     def __init__(
         self, live_reference: npt.NDArray[np.float64], attack_reference: npt.NDArray[np.float64]

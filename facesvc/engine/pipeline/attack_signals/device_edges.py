@@ -18,6 +18,7 @@ BAND = 2.5
 
 class DeviceEdgeSignal:
     name = "device_edges"
+    reach: float | None = None  # the whole frame: a device's edge lies anywhere in it
 
     def score(self, image: Image, box: Box) -> float:
         factor = WORK_PX / max(image.shape[:2])

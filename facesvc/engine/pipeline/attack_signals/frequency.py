@@ -15,6 +15,8 @@ from facesvc.engine.pipeline.attack_signals import face_patch
 from facesvc.engine.types import Box, Image
 
 PATCH_PX = 128
+#: The share of the face box the spectrum is taken over (its centre: no background).
+PATCH_GROW = 0.8
 _HALF = PATCH_PX // 2
 _Y, _X = np.mgrid[-_HALF:_HALF, -_HALF:_HALF]
 _RADIUS = np.hypot(_Y, _X)
@@ -24,7 +26,7 @@ _WINDOW = np.outer(np.hanning(PATCH_PX), np.hanning(PATCH_PX))
 
 
 def _spectrum(image: Image, box: Box) -> np.ndarray:
-    grey = cv2.cvtColor(face_patch(image, box, 0.8), cv2.COLOR_BGR2GRAY)
+    grey = cv2.cvtColor(face_patch(image, box, PATCH_GROW), cv2.COLOR_BGR2GRAY)
     grey = cv2.resize(grey, (PATCH_PX, PATCH_PX), interpolation=cv2.INTER_AREA).astype(np.float64)
     grey = (grey - grey.mean()) * _WINDOW
     return np.abs(np.fft.fftshift(np.fft.fft2(grey)))
@@ -34,6 +36,7 @@ class HighFrequencySignal:
     """Share of spectral energy beyond a quarter of Nyquist (0-1): detail a recapture loses."""
 
     name = "high_frequency"
+    reach: float | None = PATCH_GROW
 
     def score(self, image: Image, box: Box) -> float:
         power = _spectrum(image, box) ** 2
@@ -46,6 +49,7 @@ class SpectralPeakSignal:
     or moire shows as an isolated peak (higher: more like a screen)."""
 
     name = "spectral_peaks"
+    reach: float | None = PATCH_GROW
 
     def score(self, image: Image, box: Box) -> float:
         log_magnitude = np.log1p(_spectrum(image, box))

@@ -122,6 +122,7 @@ class MiniFASNetSignal:
     """Mean live probability of the two networks (0-1); one copy of each per engine slot."""
 
     name = "minifasnet"
+    reach: float | None = None  # cuts its own context from the original frame
 
     def __init__(self, slots: int, weights_dir: Path | None = None, framing: str = "clamped") -> None:
         if framing not in FRAMINGS:

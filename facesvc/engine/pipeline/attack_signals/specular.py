@@ -16,6 +16,7 @@ MIN_VALUE, MAX_SATURATION = 235, 40
 
 class GlareSignal:
     name = "glare"
+    reach: float | None = 1.2
 
     def score(self, image: Image, box: Box) -> float:
         hsv = cv2.cvtColor(face_patch(image, box, 1.2), cv2.COLOR_BGR2HSV)
