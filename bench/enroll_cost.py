@@ -29,6 +29,7 @@ from bench.deepface_rest import data_uri, deepface_rest, rest_post
 from bench.harness import (
     celebs_photos,
     drive,
+    gallery,
     in_blocks,
     raw_call,
     server_pid,
@@ -160,7 +161,7 @@ def several_and_gallery(photos: list[bytes], requests: int) -> None:
             calls: dict[str, Callable[[int], object]] = {}
             for k in (1, 3, 5):
                 for label, ids in ((f"1,000 x {k} templates", 1000), (f"{1000 * k:,} x 1", 1000 * k)):
-                    request = _gallery(template, 1000 * k, ids)
+                    request = gallery(template, 1000 * k, packed=True, identities=ids)
                     request.image = photos[1]
                     payload = request.SerializeToString()
                     calls[label] = lambda _, payload=payload: identify(payload)
@@ -175,16 +176,6 @@ def several_and_gallery(photos: list[bytes], requests: int) -> None:
             print()
     finally:
         stop_service(service)
-
-
-def _gallery(template: pb.Embedding, entries: int, identities: int) -> pb.IdentifyRequest:
-    rng = np.random.default_rng(entries + identities)
-    rows = rng.standard_normal((entries, len(template.values))).astype("<f4")
-    rows[entries // 2] = np.asarray(template.values, dtype="<f4")
-    ids = [f"person-{i % identities}" for i in range(entries)]
-    return pb.IdentifyRequest(
-        packed_candidates=pb.PackedGallery(ids=ids, values=rows.tobytes(), model=template.model)
-    )
 
 
 def main(requests: int) -> int:

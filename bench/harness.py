@@ -273,12 +273,15 @@ def raw_call(channel: grpc.Channel, method: str) -> Callable[[bytes], bytes]:
     return channel.unary_unary(f"/facesvc.v1.FaceService/{method}")  # type: ignore[no-any-return]
 
 
-def gallery(template: pb.Embedding, size: int, packed: bool, half: bool = False) -> pb.IdentifyRequest:
-    """A gallery of `size` random templates and `template`; packed as float16 with `half`."""
+def gallery(
+    template: pb.Embedding, size: int, packed: bool, half: bool = False, identities: int = 0
+) -> pb.IdentifyRequest:
+    """A gallery of `size` random templates and `template`; packed as float16 with `half`;
+    the templates shared out among `identities` ids in turn (0: one id each)."""
     rng = np.random.default_rng(size)
     rows = rng.standard_normal((size, len(template.values))).astype("<f4")
     rows[size // 2] = np.asarray(template.values, dtype="<f4")
-    ids = [f"person-{i}" for i in range(size)]
+    ids = [f"person-{i % (identities or size)}" for i in range(size)]
     if packed:
         return pb.IdentifyRequest(
             packed_candidates=pb.PackedGallery(

@@ -25,6 +25,9 @@ import pytest
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.engine.pipeline.attack_fusion import FUSION_FILE, FUSION_SHA256, load_fusion
+from facesvc.engine.pipeline.attack_signals import SIGNAL_FRAME_PX, normalise, reach_of
+from facesvc.engine.pipeline.attack_signals.frequency import HighFrequencySignal, SpectralPeakSignal
+from facesvc.engine.pipeline.attack_signals.specular import GlareSignal
 from facesvc.engine.pipeline.presentation_attack import (
     NETWORKS,
     WEIGHTS_DIR,
@@ -109,10 +112,6 @@ def test_scaling_only_around_the_face_gives_the_whole_frames_signal_values(engin
     every photo over SIGNAL_FRAME_PX in the celebs folder and pad/screens' MSU folder
     (phones' photos of all sizes), each face-patch signal reads exactly what the whole
     frame gives (colour texture is left out: the shipped fusion carries no references)."""
-    from facesvc.engine.pipeline.attack_signals import SIGNAL_FRAME_PX, normalise, reach_of
-    from facesvc.engine.pipeline.attack_signals.frequency import HighFrequencySignal, SpectralPeakSignal
-    from facesvc.engine.pipeline.attack_signals.specular import GlareSignal
-
     signals = [
         HighFrequencySignal(),
         SpectralPeakSignal(),

@@ -32,6 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import numpy.typing as npt
+from scipy.optimize import brentq
+from scipy.special import expit
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
@@ -242,14 +244,7 @@ def intercept_for(terms: Array, rate: float) -> float:
     """alpha such that the pairs' mean sigmoid(alpha + terms) is `rate`: the failures at
     Verify's threshold (a dozen pairs, too few to fit a slope on) are taken to follow the
     fitted model's slope (proportional odds), so only the intercept is set on them."""
-    low, high = -30.0, 30.0
-    for _ in range(80):
-        middle = (low + high) / 2
-        if float(np.mean(1.0 / (1.0 + np.exp(-(middle + terms))))) < rate:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
+    return float(brentq(lambda alpha: float(np.mean(expit(alpha + terms))) - rate, -30.0, 30.0))
 
 
 def unified_scores(fusion: QualityFusion, measured: Measured) -> Array:

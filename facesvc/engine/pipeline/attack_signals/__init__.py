@@ -42,13 +42,18 @@ def reach_of(signals: Iterable[Signal]) -> float | None:
     return max((r for r in reaches if r is not None), default=1.0)
 
 
+#: Extra room around a signal's reach, as a share of the box, so its patch is never clipped
+#: by the crop where the whole frame would not have clipped it.
+CROP_MARGIN = 0.1
+
+
 def normalise(image: Image, box: Box, reach: float | None = None) -> tuple[Image, Box]:
     """The frame in colour with its long side at most SIGNAL_FRAME_PX, and the box in it.
 
     With a `reach` (a grow factor of the box), only the part of a large frame within it
     (and a margin) is scaled, at the scale the whole frame would have: the signals see the
-    same pixels around the face, and a 2,500 px photo costs a crop's resize, not its own
-    (2.9 -> 0.1 ms on the bench's press photos)."""
+    very same pixels around the face, and a large photo costs a crop's resize, not its own
+    (the fused signals 3.75 -> 1.78 ms on the bench's press photos, bench/enroll_cost.py)."""
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     height, width = image.shape[:2]
@@ -56,36 +61,33 @@ def normalise(image: Image, box: Box, reach: float | None = None) -> tuple[Image
     if long_side <= SIGNAL_FRAME_PX:
         return image, box
     factor = SIGNAL_FRAME_PX / long_side
-    if reach is None:
-        small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        return small, box.scaled(factor)
-    # Crop on the whole-frame resampling's own grid: a crop corner at a source pixel that
-    # is a whole number of output pixels from the origin (output pixel k starts at source
-    # k * long_side / SIGNAL_FRAME_PX, whole when k is a multiple of `grid`), resized by the
-    # same factor, gives the very pixels the whole frame's resize would have there.
-    grid = SIGNAL_FRAME_PX // math.gcd(long_side, SIGNAL_FRAME_PX)
-    step = long_side // math.gcd(long_side, SIGNAL_FRAME_PX)  # source pixels per grid cell
-    half_w, half_h = box.width * (reach / 2 + CROP_MARGIN), box.height * (reach / 2 + CROP_MARGIN)
-    centre_x, centre_y = box.x + box.width / 2, box.y + box.height / 2
-
-    def span(low: float, high: float, size: int) -> tuple[int, int]:
-        first = max(0, math.floor(low * factor / grid)) * step
-        last = math.ceil(high * factor / grid) * step
-        return first, (size if last >= size else last)
-
-    x0, x1 = span(centre_x - half_w, centre_x + half_w, width)
-    y0, y1 = span(centre_y - half_h, centre_y + half_h, height)
-    if (x1 - x0) * (y1 - y0) >= width * height // 2:
-        small = cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-        return small, box.scaled(factor)
+    x0, y0, x1, y1 = 0, 0, width, height
+    if reach is not None:
+        x0, y0, x1, y1 = _on_grid(box, reach, width, height, long_side)
+        if (x1 - x0) * (y1 - y0) >= width * height // 2:  # not worth the crop
+            x0, y0, x1, y1 = 0, 0, width, height
     part = cv2.resize(image[y0:y1, x0:x1], None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
-    moved = Box(box.x - x0, box.y - y0, box.width, box.height)
-    return part, moved.scaled(factor)
+    return part, Box(box.x - x0, box.y - y0, box.width, box.height).scaled(factor)
 
 
-#: Extra room around a signal's reach, as a share of the box, so its patch is never clipped
-#: by the crop where the whole frame would not have clipped it.
-CROP_MARGIN = 0.1
+def _on_grid(box: Box, reach: float, width: int, height: int, long_side: int) -> tuple[int, int, int, int]:
+    """The crop (x0, y0, x1, y1) around `box` grown by `reach`, its corners on the whole-frame
+    resampling's own grid: output pixel k starts at source pixel k * long_side /
+    SIGNAL_FRAME_PX, a whole pixel when k is a multiple of `cells`, so the crop resized by
+    the same factor gives the very pixels the whole frame's resize has there."""
+    common = math.gcd(long_side, SIGNAL_FRAME_PX)
+    cells, step = SIGNAL_FRAME_PX // common, long_side // common  # output, source pixels per cell
+    factor = SIGNAL_FRAME_PX / long_side
+    grow = reach / 2 + CROP_MARGIN
+
+    def span(centre: float, half: float, size: int) -> tuple[int, int]:
+        first = max(0, math.floor((centre - half) * factor / cells)) * step
+        last = math.ceil((centre + half) * factor / cells) * step
+        return first, min(size, last)
+
+    x0, x1 = span(box.x + box.width / 2, box.width * grow, width)
+    y0, y1 = span(box.y + box.height / 2, box.height * grow, height)
+    return x0, y0, x1, y1
 
 
 def face_patch(image: Image, box: Box, grow: float = 1.0) -> Image:

@@ -12,13 +12,15 @@ from facesvc.engine.pipeline.attack_signals import face_patch
 from facesvc.engine.types import Box, Image
 
 MIN_VALUE, MAX_SATURATION = 235, 40
+#: The face box grown by this: the crop the glare is counted over.
+PATCH_GROW = 1.2
 
 
 class GlareSignal:
     name = "glare"
-    reach: float | None = 1.2
+    reach: float | None = PATCH_GROW
 
     def score(self, image: Image, box: Box) -> float:
-        hsv = cv2.cvtColor(face_patch(image, box, 1.2), cv2.COLOR_BGR2HSV)
+        hsv = cv2.cvtColor(face_patch(image, box, PATCH_GROW), cv2.COLOR_BGR2HSV)
         glare = (hsv[:, :, 2] >= MIN_VALUE) & (hsv[:, :, 1] <= MAX_SATURATION)
         return float(np.mean(glare))
