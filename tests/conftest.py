@@ -84,13 +84,14 @@ def engine(settings: Settings) -> FaceEngine:
 
 def sharing_models(settings: Settings, engine: FaceEngine) -> FaceEngine:
     """A ready engine with other settings that runs `engine`'s loaded networks (detector,
-    recognizer, presentation-attack stage), so a test needs no second load."""
+    recognizer, presentation-attack stage, eye reader), so a test needs no second load."""
     serving = FaceEngine(settings)
     serving._detector, serving._recognizer, serving._attack = (
         engine._detector,
         engine._recognizer,
         engine._attack,
     )
+    serving._quality.eyes = engine._quality.eyes
     serving._ready.set()
     return serving
 

@@ -4,13 +4,15 @@ The unified score and its components on whole folders: every photo scored with e
 component; Yale's genuine pairs of low quality are further apart than the rest (the
 out-of-source check of the fit on lfw-devtrain); a floor, per request or in settings,
 refuses exactly the photos below it and names the weakest component; the defaults refuse
-nothing the original gate accepts.
+nothing the original gate accepts; the eyes-open component falls when the eyes close
+(Yale's sleepy and wink photos, the labelled webcam blinks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import cv2
 import grpc
 import numpy as np
 import pytest
@@ -20,7 +22,20 @@ from facesvc.engine import FaceEngine
 from facesvc.rpc.server import FaceServer
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import CELEBS, YALE, identities, pairs, photo, rejection, sharing_models, start_server
+from tests.conftest import (
+    CELEBS,
+    FACES,
+    YALE,
+    identities,
+    pairs,
+    photo,
+    rejection,
+    sharing_models,
+    start_server,
+)
+from tests.images import jpeg
+
+BLINK_CLIPS = FACES.parent / "liveness" / "blink"
 
 COMPONENTS = {
     "yaw",
@@ -33,6 +48,7 @@ COMPONENTS = {
     "face_size",
     "detector_confidence",
     "embedding_norm",
+    "eyes_open",
 }
 REASONS = {
     "OK",
@@ -46,6 +62,7 @@ REASONS = {
     "SMALL_FACE",
     "LOW_DETECTOR_CONFIDENCE",
     "LOW_RECOGNIZABILITY",
+    "EYES_CLOSED",
 }
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
@@ -101,6 +118,76 @@ def test_low_quality_pairs_are_the_ones_further_apart(yale: dict[str, pb.EnrollR
     assert max(by_condition["leftlight"], by_condition["rightlight"]) < min(
         by_condition["normal"], by_condition["happy"]
     )
+
+
+def eyes_open(response: pb.EnrollResponse) -> float:
+    return {c.name: c.value for c in response.quality.components}["eyes_open"]
+
+
+def test_eyes_open_is_lower_for_lowered_and_winking_eyelids(yale: dict[str, pb.EnrollResponse]) -> None:
+    """Out of source (its only fit, the fused weight and the EYES_CLOSED limit, is on
+    lfw-devtrain): each Yale subject's sleepy (lids lowered) and wink photos read a lower
+    eyes_open than the same subject's normal photo (measured 15 of 15 each; floor 13), and
+    no photo of an open-eyed condition is said to have its eyes closed (measured: the lowest
+    of 104 reads 0.177, against the limit 0.12)."""
+    for condition in ("sleepy", "wink"):
+        lower = sum(
+            eyes_open(yale[f"subject{k:02d}.{condition}.png"]) < eyes_open(yale[f"subject{k:02d}.normal.png"])
+            for k in range(1, 16)
+        )
+        assert lower >= 13, condition
+    open_eyed = ("normal", "noglasses", "glasses", "centerlight", "leftlight", "rightlight", "surprised")
+    flagged = [
+        n
+        for n, r in yale.items()
+        if n.split(".")[1] in open_eyed
+        and {c.name: c.reason for c in r.quality.components}["eyes_open"] == "EYES_CLOSED"
+    ]
+    assert flagged == []
+
+
+def test_eyes_open_falls_in_a_labelled_blink(stub: pb_grpc.FaceServiceStub) -> None:
+    """Every labelled blink of the nine webcam clips: its middle frame against the open frame
+    five before it, both enrolled (a frame too dim for the basic checks drops its blink: one
+    of 92). Measured: the closed frame reads lower in 72 of 91 blinks: 54 of 57 for the
+    person with glasses, only 18 of 34 for the other, whose lids the mesh barely sees close
+    (docs/QUALITY.md). Floors: 70% overall, 90% for the first person."""
+    lower: dict[str, list[bool]] = {}
+    for clip in sorted(BLINK_CLIPS.glob("*.avi")):
+        labels = [line.strip() == "1" for line in clip.with_suffix(".eyes_closed.csv").read_text().split()]
+        runs, start = [], None
+        for index, closed in enumerate([*labels, False]):
+            if closed and start is None:
+                start = index
+            elif not closed and start is not None:
+                runs.append((start, index))
+                start = None
+        wanted = {i for s, e in runs if s >= 5 and not labels[s - 5] for i in (s - 5, (s + e - 1) // 2)}
+        frames, capture, index = {}, cv2.VideoCapture(str(clip)), 0
+        while index <= max(wanted):
+            ok, frame = capture.read()
+            if not ok:
+                break
+            if index in wanted:
+                frames[index] = jpeg(frame)
+            index += 1
+        capture.release()
+        for s, e in runs:
+            middle, before = (s + e - 1) // 2, s - 5
+            if before in frames and middle in frames:
+                try:
+                    closed, opened = (
+                        eyes_open(stub.Enroll(pb.EnrollRequest(image=frames[i]), timeout=60))
+                        for i in (middle, before)
+                    )
+                except grpc.RpcError as refused:  # a dim frame the basic checks refuse
+                    assert rejection(refused)[1] == "LIVENESS_FAILED"
+                    continue
+                lower.setdefault(clip.stem.split("_")[0], []).append(closed < opened)
+    every = [x for values in lower.values() for x in values]
+    assert len(every) >= 80
+    assert np.mean(every) >= 0.70
+    assert np.mean(lower["mahie"]) >= 0.90
 
 
 def test_an_enroll_floor_refuses_exactly_the_photos_below_it(

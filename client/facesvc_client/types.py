@@ -259,7 +259,7 @@ class QualityComponent:
 
     name: str
     """yaw, pitch, roll, sharpness, brightness, saturation, unevenness, face_size,
-    detector_confidence or embedding_norm (the service's docs/QUALITY.md)."""
+    detector_confidence, embedding_norm or eyes_open (the service's docs/QUALITY.md)."""
     value: float
     """The measure in its unit (degrees, grey level, pixels, a share)."""
     score: float

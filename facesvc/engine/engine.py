@@ -33,7 +33,7 @@ from facesvc.engine.pipeline.detectors import FaceDetector, create_detector, lan
 from facesvc.engine.pipeline.presentation_attack import AttackMode, AttackScore, PresentationAttackDetector
 from facesvc.engine.pipeline.recognizers import FaceRecognizer, create_recognizer
 from facesvc.engine.pipeline.selection import MultiFaceRule, choose_face
-from facesvc.engine.quality import QualityAssessor, floor_of
+from facesvc.engine.quality import MeshEyeOpenness, QualityAssessor, floor_of
 from facesvc.engine.runtime import licences
 from facesvc.engine.stages import STAGES as STAGES  # re-exported: facesvc.rpc.metrics reads it
 from facesvc.engine.stages import StageClock
@@ -121,6 +121,7 @@ class FaceEngine:
             self.settings.detector, self.settings.weights_dir, self.settings.detector_min_confidence, slots
         )
         self._recognizer = create_recognizer(self.settings.model, self.settings.weights_dir, slots)
+        self._quality.eyes = MeshEyeOpenness(slots)
         self.migration = Migration.load(self.settings, self._recognizer, self.settings.weights_dir, slots)
         for option, name, vetted in (
             ("FACESVC_MODEL", self.settings.model, licences.VETTED_MODELS),

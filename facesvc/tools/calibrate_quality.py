@@ -22,6 +22,7 @@ Prints the EDC table; --write writes facesvc/engine/quality/quality_table.json.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -37,6 +38,7 @@ from scipy.special import expit
 
 from facesvc.config import Settings
 from facesvc.engine import FaceEngine
+from facesvc.engine.quality.eyes import MeshEyeOpenness
 from facesvc.engine.quality.fusion import TABLE_FILE, TRANSFORMS, QualityFusion, transform
 from facesvc.engine.quality.measures import Measures, measure
 from facesvc.errors import FaceServiceError
@@ -54,6 +56,7 @@ FITTED = (
     "face_size",
     "detector_confidence",
     "embedding_norm",
+    "eyes_open",
 )
 #: The sign of the weight a worse value of the transformed measure has (+: higher is worse).
 WORSE = {
@@ -66,6 +69,7 @@ WORSE = {
     "face_size": -1,
     "detector_confidence": -1,
     "embedding_norm": -1,
+    "eyes_open": -1,
 }
 #: The fit's target: a genuine pair further apart than this (SFace cosine; ~12% of pairs).
 FIT_DISTANCE = 0.45
@@ -108,7 +112,9 @@ def service_settings(folder: Path) -> Settings:
 
 def measure_set(folder: Path, cache: Path, engine: FaceEngine | None = None) -> Measured:
     settings = service_settings(folder)
-    path = cache / f"quality-{folder.name}-{settings.model}-{embedding_key(folder, settings)}.npz"
+    measured_names = hashlib.sha256(",".join(NAMES).encode()).hexdigest()[:8]
+    key = f"{settings.model}-{embedding_key(folder, settings)}-{measured_names}"
+    path = cache / f"quality-{folder.name}-{key}.npz"
     if path.is_file():
         data = np.load(path, allow_pickle=False)
         return Measured(
@@ -122,6 +128,7 @@ def measure_set(folder: Path, cache: Path, engine: FaceEngine | None = None) -> 
     engine = FaceEngine(settings)
     engine.load()
     info = engine.info()
+    eyes = MeshEyeOpenness(1)
     rows = tsv(folder / "IDENTITIES.tsv")
     values = np.full((len(rows), len(NAMES)), np.nan)
     embeddings = np.full((len(rows), info.embedding_dim), np.nan)
@@ -134,7 +141,7 @@ def measure_set(folder: Path, cache: Path, engine: FaceEngine | None = None) -> 
             continue
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
         assert image is not None  # the engine decoded it
-        raw = measure(image, face.detection, face.detection.box.size, face.embedding)
+        raw = measure(image, face.detection, face.detection.box.size, face.embedding, eyes)
         values[index] = [getattr(raw, n) for n in NAMES]
         embeddings[index] = face.embedding
         if index % 500 == 0:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from facesvc.engine.quality.eyes import EyeOpenness, MeshEyeOpenness
 from facesvc.engine.quality.fusion import QualityFusion, load_tables
 from facesvc.engine.quality.measures import measure
 from facesvc.engine.types import Detection, FloatArray, Image, Quality
 from facesvc.errors import LowQualityError, RequestInvalidError
 
-__all__ = ["QualityAssessor", "QualityFusion", "floor_of"]
+__all__ = ["MeshEyeOpenness", "QualityAssessor", "QualityFusion", "floor_of"]
 
 
 def floor_of(requested: float | None, default: float) -> float:
@@ -31,8 +32,10 @@ def floor_of(requested: float | None, default: float) -> float:
 class QualityAssessor:
     """The quality stage's decisions for one recognizer (its fitted fusion, if any)."""
 
-    def __init__(self, model: str, threshold: float) -> None:
+    def __init__(self, model: str, threshold: float, eyes: EyeOpenness | None = None) -> None:
         self.threshold = threshold
+        #: What reads the eyelids (None: eyes_open is not measured nor reported).
+        self.eyes = eyes
         tables = load_tables()
         #: Models without a calibration use the default model's fit (SFace's): the image and
         #: geometry terms carry over, the embedding's norm is the model's own, so it is left out.
@@ -65,8 +68,12 @@ class QualityAssessor:
         LowQualityError when the unified score is below `floor`."""
         if self.fusion is None:
             return quality
-        with_norm = self._has_norm and embedding is not None and embedding.size > 0
-        measures = measure(image, detection, face_size_px, embedding if with_norm else None)
+        embedded = embedding is not None and embedding.size > 0
+        with_norm = self._has_norm and embedded
+        # A liveness session's frames (not embedded) skip the eyelids too: the session reads
+        # them with its own mesh, and the 3 ms would be paid on every frame.
+        eyes = self.eyes if embedded else None
+        measures = measure(image, detection, face_size_px, embedding if with_norm else None, eyes)
         unified, components = self.fusion.assess(measures, has_embedding=with_norm)
         assessed = replace(quality, unified=unified, components=components)
         fusion = self.fusion

@@ -1,8 +1,9 @@
 """The raw quality measures of one face: what each component of the unified score is made of.
 
 Every measure is cheap: a few statistics of the 128 px grey face patch the quality stage
-already makes, the five landmarks' geometry, the detector's confidence and the embedding's
-magnitude before normalisation (the recognizer's own output, so it costs nothing). Values
+already makes, the five landmarks' geometry, the detector's confidence, the embedding's
+magnitude before normalisation (the recognizer's own output, so it costs nothing) and the
+eyelids' opening (the Face Mesh, about 3 ms). Values
 are in the units a person can act on (degrees, grey levels, pixels); the fusion
 (facesvc.engine.quality.fusion) turns them into the 0-100 scores.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facesvc.engine.pipeline import quality as patch_quality
+from facesvc.engine.quality.eyes import EyeOpenness
 from facesvc.engine.types import Detection, FloatArray, Image
 
 #: A grey level at or above this counts as washed out (clipped highlights).
@@ -45,6 +47,8 @@ class Measures:
     detector_confidence: float
     #: The embedding's L2 norm before normalisation (0: the model has none to report).
     embedding_norm: float
+    #: The less open eye's aspect ratio (facesvc.engine.quality.eyes); NaN: not measured.
+    eyes_open: float = math.nan
 
 
 def pose(detection: Detection) -> tuple[float, float, float]:
@@ -85,10 +89,15 @@ PITCH_LEVEL = 0.5
 
 
 def measure(
-    image: Image, detection: Detection, face_size_px: float, embedding: FloatArray | None = None
+    image: Image,
+    detection: Detection,
+    face_size_px: float,
+    embedding: FloatArray | None = None,
+    eyes: EyeOpenness | None = None,
 ) -> Measures:
     """The measures of the face `detection` in `image` (its pixels); `face_size_px` in the
-    original image; `embedding` the recognizer's output before any normalisation."""
+    original image; `embedding` the recognizer's output before any normalisation; `eyes`
+    what reads the eyelids (none: eyes_open is not measured)."""
     patch = patch_quality.face_patch(image, detection.box)
     half = patch.shape[1] // 2
     left, right = float(patch[:, :half].mean()), float(patch[:, half:].mean())
@@ -105,4 +114,5 @@ def measure(
         face_size=float(face_size_px),
         detector_confidence=float(detection.confidence),
         embedding_norm=float(np.linalg.norm(embedding)) if embedding is not None and embedding.size else 0.0,
+        eyes_open=eyes(image, detection) if eyes is not None else math.nan,
     )

@@ -101,7 +101,10 @@ MODELS: tuple[ModelLicence, ...] = (
         licence="Apache-2.0 (The MediaPipe Authors)",
         training_data="Google's own annotated in-the-wild mobile photos (model card; no third-party terms known)",
         commercial_use=True,
-        loaded_by="the liveness session (CheckLiveness): eye openness and head yaw",
+        loaded_by=(
+            "the liveness session (CheckLiveness): eye openness and head yaw; the quality stage: "
+            "the eyes_open component of Enroll, Verify and Identify"
+        ),
     ),
     ModelLicence(
         file_name="dlib_face_recognition_resnet_model_v1.dat",

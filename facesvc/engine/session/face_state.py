@@ -71,7 +71,7 @@ MESH_INPUT = 192
 MESH_CROP_SCALE = 1.5
 
 
-def _eye_aspect_ratio(eye: np.ndarray) -> float:
+def eye_aspect_ratio(eye: np.ndarray) -> float:
     """Six points around one eye: corner, two upper, corner, two lower."""
     vertical = np.linalg.norm(eye[1] - eye[5]) + np.linalg.norm(eye[2] - eye[4])
     horizontal = np.linalg.norm(eye[0] - eye[3])
@@ -81,7 +81,7 @@ def _eye_aspect_ratio(eye: np.ndarray) -> float:
 def state_from_mesh(points: np.ndarray) -> FaceState:
     """A FaceState from Face Mesh's points, (468, 2 or 3), in a crop whose eyes lie level."""
     flat = points[:, :2]
-    openness = sum(_eye_aspect_ratio(flat[list(eye)]) for eye in MESH_EYES) / len(MESH_EYES)
+    openness = sum(eye_aspect_ratio(flat[list(eye)]) for eye in MESH_EYES) / len(MESH_EYES)
     left_side, right_side = flat[MESH_SIDE_LEFT, 0], flat[MESH_SIDE_RIGHT, 0]
     width = right_side - left_side
     yaw = (
