@@ -7,7 +7,8 @@ FNMR at Verify's default threshold as the lowest-quality genuine comparisons are
 that removes. Rows: lfw-devtrain with each photo scored by a fit on the other people
 (5-fold, split by person: the honest figure), lfw-devtrain under the shipped table (the
 fit's own data), and the shared faces sets' PAIRS.tsv genuine pairs under the shipped
-table (out of source: nothing was fitted on them), plus the original score's EDC on each.
+table (out of source: nothing was fitted on them), plus the original score's EDC on each;
+and which of a person's photos each ranking keeps as the template (template_choice).
 """
 
 from __future__ import annotations
@@ -59,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     fusion = load_tables()["SFace"]
     print(cq.HEADER)
     separation: list[tuple[str, float, float, float, float]] = []
+    lfw_held: tuple[cq.Measured, np.ndarray] | None = None
     for name in args.sets:
         folder = SHARED / LFW if name == LFW else SHARED / "faces" / name
         measured = cq.measure_set(folder, args.cache)
         if name == LFW:
             held, first, second, failed = cq.cross_validated(measured)
+            lfw_held = (measured, held)
             dist = cq.distances(measured.embeddings[first], measured.embeddings[second], measured.metric)
             print(
                 cq.table_rows(
@@ -103,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 *apart(original_scores(measured), first, second, dist),
             )
         )
+    if lfw_held is not None:
+        print("\n" + template_choice(*lfw_held))
     # The shared faces sets have no failed genuine pair: how far apart the lowest fifth of
     # the pairs lie, against the rest, is the measurable sign there.
     print(
@@ -114,6 +119,39 @@ def main(argv: list[str] | None = None) -> int:
             f"| {old_low:.3f} / {old_rest:.3f} ({old_low / old_rest:.2f}x) |"
         )
     return 0
+
+
+def template_choice(measured: cq.Measured, held: np.ndarray) -> str:
+    """Which photo of three to keep as a person's template: for every lfw-devtrain person
+    with four or more accepted photos, the first three (by file name) are the candidates,
+    the rest are probes; the template kept by each ranking (the held-out unified score, the
+    original score, file order) and the share of probes further from it than 0.45 and 0.5
+    (a probe's distance to the kept template). What Enroll's template choice rests on
+    (facesvc.engine.templates.enrolment.template_quality)."""
+    unit = measured.embeddings / np.linalg.norm(measured.embeddings, axis=1, keepdims=True)
+    people: dict[str, list[int]] = {}
+    for i in np.flatnonzero(measured.accepted):
+        people.setdefault(str(measured.identities[i]), []).append(int(i))
+    original = original_scores(measured)
+    rankings = {
+        "the unified score (5-fold, held out)": held,
+        "the original score": original,
+        "file order (the first photo)": -np.arange(len(measured.names), dtype=float),
+    }
+    lines = ["| template kept, of 3 photos | probes | beyond 0.45 | beyond 0.5 |", "|---|---|---|---|"]
+    for label, rank in rankings.items():
+        apart_from: list[float] = []
+        for photos in people.values():
+            if len(photos) < 4:
+                continue
+            pool = photos[:3]
+            kept = pool[int(np.argmax(rank[pool]))]
+            apart_from += [float(1.0 - unit[kept] @ unit[p]) for p in photos[3:]]
+        far = np.asarray(apart_from)
+        lines.append(
+            f"| {label} | {len(far)} | {100 * (far > 0.45).mean():.1f}% | {100 * (far > 0.5).mean():.1f}% |"
+        )
+    return "\n".join(lines)
 
 
 def apart(

@@ -424,7 +424,7 @@ class LivenessSession:
                 if self._check_identity(face):
                     track.consistent.append(face)
                 best = track.best
-                if best is None or face.quality.score > best.quality.score:
+                if best is None or enrolment.template_quality(face) > enrolment.template_quality(best):
                     track.best = face
         else:
             self._blinks.interrupt()
@@ -659,7 +659,9 @@ class LivenessSession:
     def _burst(self, best: AnalysedFace) -> list[FloatArray]:
         """The embeddings of the best-quality consistent frames other than `best`, for
         Identify's open-set rule (at most open_set.MAX_FRAMES - 1)."""
-        others = sorted((f for f in self._track.consistent if f is not best), key=lambda f: -f.quality.score)
+        others = sorted(
+            (f for f in self._track.consistent if f is not best), key=lambda f: -enrolment.template_quality(f)
+        )
         return [f.embedding for f in others[: open_set.MAX_FRAMES - 1]]
 
     def _end(self, failure: Failure, detail: str) -> SessionResult:

@@ -27,9 +27,13 @@ DUPLICATE_SHARE = 0.05
 
 
 def template_quality(face: AnalysedFace) -> float:
-    """The figure templates are ranked by, higher is better. Today the quality score;
-    the one place a score that predicts recognition failure replaces it."""
-    return float(face.quality.score)
+    """The figure templates are ranked by, higher is better: the unified score, which
+    predicts recognition failure (where the model has no calibration, the original score).
+    On lfw-devtrain, keeping the best of a person's first three photos by the held-out
+    unified score leaves 9.6% of their other photos beyond 0.45 from it, against 13.1% by
+    the original score or by file order (`make eval`'s template table)."""
+    quality = face.quality
+    return float(quality.unified) if quality.components else float(quality.score)
 
 
 def templates_wanted(requested: int, cap: int) -> int:
