@@ -75,6 +75,19 @@ def exif_rotated(name: str) -> bytes:
     return buffer.getvalue()
 
 
+def blink_runs(path: Path) -> list[tuple[int, int]]:
+    """[start, end) of each labelled eye-closed run."""
+    labels = [line.strip() == "1" for line in path.with_suffix(".eyes_closed.csv").read_text().split()]
+    runs, start = [], None
+    for index, closed in enumerate([*labels, False]):
+        if closed and start is None:
+            start = index
+        elif not closed and start is not None:
+            runs.append((start, index))
+            start = None
+    return runs
+
+
 def blinking_person(
     clip: Path, limit: int, before: int = 6, after: int = 6
 ) -> tuple[list[np.ndarray], float]:
@@ -83,16 +96,9 @@ def blinking_person(
     another, up to `limit` frames; and the clip's frame rate. A kiosk's camera that plays
     the clip straight through shows a blink only every 4-8 s, which leaves a blink that one
     eye estimator reads and another misses to decide a 10 s prompt."""
-    labels = [line.strip() == "1" for line in clip.with_suffix(".eyes_closed.csv").read_text().split()]
-    wanted: list[int] = []
-    start = None
-    for index, closed in enumerate([*labels, False]):
-        if closed and start is None:
-            start = index
-        elif not closed and start is not None:
-            if start >= before:
-                wanted.extend(range(start - before, index + after))
-            start = None
+    wanted = [
+        i for start, end in blink_runs(clip) if start >= before for i in range(start - before, end + after)
+    ]
     capture = cv2.VideoCapture(str(clip))
     fps = capture.get(cv2.CAP_PROP_FPS)
     frames: dict[int, np.ndarray] = {}

@@ -56,6 +56,7 @@ from facesvc_client import (
     verify_liveness_token,
 )
 from tests.conftest import ROOT, rejection, start_server
+from tests.images import blink_runs
 from tests.test_templates import key_file
 
 SHARED = ROOT.parent / "shared"
@@ -111,19 +112,6 @@ def read_clip(path: Path, limit: int | None = None) -> Clip:
         times = [index / 30.0 for index in range(len(frames))]
     assert len(frames) > 10 and len(times) == len(frames), path
     return Clip(frames, times)
-
-
-def blink_runs(path: Path) -> list[tuple[int, int]]:
-    """[start, end) of each labelled eye-closed run."""
-    labels = [line.strip() == "1" for line in path.with_suffix(".eyes_closed.csv").read_text().split()]
-    runs, start = [], None
-    for index, closed in enumerate([*labels, False]):
-        if closed and start is None:
-            start = index
-        elif not closed and start is not None:
-            runs.append((start, index))
-            start = None
-    return runs
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ from tests.conftest import (
     sharing_models,
     start_server,
 )
-from tests.images import jpeg
+from tests.images import blink_runs, jpeg
 
 BLINK_CLIPS = FACES.parent / "liveness" / "blink"
 
@@ -154,15 +154,11 @@ def test_eyes_open_falls_in_a_labelled_blink(stub: pb_grpc.FaceServiceStub) -> N
     (docs/QUALITY.md). Floors: 70% overall, 90% for the first person."""
     lower: dict[str, list[bool]] = {}
     for clip in sorted(BLINK_CLIPS.glob("*.avi")):
-        labels = [line.strip() == "1" for line in clip.with_suffix(".eyes_closed.csv").read_text().split()]
-        runs, start = [], None
-        for index, closed in enumerate([*labels, False]):
-            if closed and start is None:
-                start = index
-            elif not closed and start is not None:
-                runs.append((start, index))
-                start = None
-        wanted = {i for s, e in runs if s >= 5 and not labels[s - 5] for i in (s - 5, (s + e - 1) // 2)}
+        runs = blink_runs(clip)
+        closed_frames = {i for s, e in runs for i in range(s, e)}
+        wanted = {
+            i for s, e in runs if s >= 5 and s - 5 not in closed_frames for i in (s - 5, (s + e - 1) // 2)
+        }
         frames, capture, index = {}, cv2.VideoCapture(str(clip)), 0
         while index <= max(wanted):
             ok, frame = capture.read()
