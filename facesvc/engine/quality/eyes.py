@@ -4,9 +4,10 @@ The measure is the eye aspect ratio (Soukupova and Cech, 2016: the two eyelid di
 over the eye's width) of each eye, from the liveness session's Face Mesh
 (facesvc.engine.session.face_state), and the lower of the two, as ISO/IEC 29794-5's eyes-open
 component takes the less open eye: a wink or a squint costs the comparison one eye's
-detail. Open eyes read about 0.2-0.3; a closed or screwed-up eye under 0.15 (the mesh's
-lids close less than a person's: docs/QUALITY.md has the figures on lfw-devtrain, Yale's
-conditions and the labelled blink clips). About 3 ms a face on one core.
+detail. Open eyes read about 0.18-0.3; shut or screwed-up eyes under 0.12, the EYES_CLOSED
+limit (facesvc.engine.quality.fusion). The mesh's lids close less than a person's, so a
+natural blink reads narrower, not shut: docs/QUALITY.md has the figures on lfw-devtrain,
+Yale's conditions and the labelled blink clips. About 2-3 ms a face on one core.
 """
 
 from __future__ import annotations
