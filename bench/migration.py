@@ -59,7 +59,7 @@ def main(requests: int) -> int:
         migrating._recognizer,
         migrating._attack,
     )
-    plain._quality.eyes = migrating._quality.eyes
+    plain.face_mesh, plain._quality.eyes = migrating.face_mesh, migrating._quality.eyes
     plain._ready.set()
     assert migrating.migration is not None and migrating.migration.next is not None
     reference, probe = (CELEBS / "img1.jpg").read_bytes(), (CELEBS / "img2.jpg").read_bytes()

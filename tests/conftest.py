@@ -91,7 +91,7 @@ def sharing_models(settings: Settings, engine: FaceEngine) -> FaceEngine:
         engine._recognizer,
         engine._attack,
     )
-    serving._quality.eyes = engine._quality.eyes
+    serving.face_mesh, serving._quality.eyes = engine.face_mesh, engine._quality.eyes
     serving._ready.set()
     return serving
 

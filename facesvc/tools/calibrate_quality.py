@@ -41,6 +41,7 @@ from facesvc.engine import FaceEngine
 from facesvc.engine.quality.eyes import MeshEyeOpenness
 from facesvc.engine.quality.fusion import TABLE_FILE, TRANSFORMS, QualityFusion, transform
 from facesvc.engine.quality.measures import Measures, measure
+from facesvc.engine.session.face_state import MeshFaceState
 from facesvc.errors import FaceServiceError
 from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, embedding_key, tsv
 
@@ -128,7 +129,7 @@ def measure_set(folder: Path, cache: Path, engine: FaceEngine | None = None) -> 
     engine = FaceEngine(settings)
     engine.load()
     info = engine.info()
-    eyes = MeshEyeOpenness(1)
+    eyes = MeshEyeOpenness(MeshFaceState(1))
     rows = tsv(folder / "IDENTITIES.tsv")
     values = np.full((len(rows), len(NAMES)), np.nan)
     embeddings = np.full((len(rows), info.embedding_dim), np.nan)

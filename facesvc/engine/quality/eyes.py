@@ -25,10 +25,11 @@ class EyeOpenness(Protocol):
 
 
 class MeshEyeOpenness:
-    """EyeOpenness from the Face Mesh's eyelid points (`slots` copies of the model)."""
+    """EyeOpenness from the Face Mesh's eyelid points (`mesh`: the engine's, which the
+    liveness sessions share)."""
 
-    def __init__(self, slots: int | None = None) -> None:
-        self._mesh = MeshFaceState(slots)
+    def __init__(self, mesh: MeshFaceState) -> None:
+        self._mesh = mesh
 
     def __call__(self, image: Image, detection: Detection) -> float:
         points = self._mesh.landmarks(image, detection.box, detection.landmarks)[:, :2]

@@ -706,7 +706,7 @@ class LivenessSession:
 
 
 class LivenessSessions:
-    """Opens sessions over one engine; loads the face-state model on first use."""
+    """Opens sessions over one engine; shares its Face Mesh (else loads one on first use)."""
 
     def __init__(
         self,
@@ -719,7 +719,9 @@ class LivenessSessions:
         self.replayable = settings.liveness_replayable  # allowed by liveness_allow_replayable_prompts
         if self.replayable:
             _log.warning("liveness prompts a pre-recorded video can pass: %s", self.replayable)
-        self._factory = estimator_factory or (lambda: face_state.MeshFaceState(settings.engine_slots))
+        self._factory = estimator_factory or (
+            lambda: engine.face_mesh or face_state.MeshFaceState(settings.engine_slots)
+        )
         self._estimator: FaceStateEstimator | None = None
 
     def open(
