@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from facesvc.tools.calibrate_liveness import true_runs
 from tests.conftest import CELEBS
 
 
@@ -78,14 +79,7 @@ def exif_rotated(name: str) -> bytes:
 def blink_runs(path: Path) -> list[tuple[int, int]]:
     """[start, end) of each labelled eye-closed run."""
     labels = [line.strip() == "1" for line in path.with_suffix(".eyes_closed.csv").read_text().split()]
-    runs, start = [], None
-    for index, closed in enumerate([*labels, False]):
-        if closed and start is None:
-            start = index
-        elif not closed and start is not None:
-            runs.append((start, index))
-            start = None
-    return runs
+    return true_runs(labels)
 
 
 def blinking_person(

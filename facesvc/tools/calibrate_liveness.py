@@ -67,7 +67,7 @@ def _minutes(video: Path, frames: int) -> float:
     return (max(values) - min(values)) / 60.0 if len(values) > 1 else 0.0
 
 
-def _runs(flags: list[bool]) -> list[tuple[int, int]]:
+def true_runs(flags: list[bool]) -> list[tuple[int, int]]:
     """[start, end) of each run of True."""
     runs, start = [], None
     for index, flag in enumerate([*flags, False]):
@@ -119,7 +119,7 @@ def blinks(data: Path) -> None:
         labelled = hits = false = 0
         false_30fps = 0
         for stem, ratio, truth in clips:
-            runs = _runs(list(truth))
+            runs = true_runs(list(truth))
             found = _blinks_found(ratio, closed_below, open_above)
             labelled += len(runs)
             hits += sum(any(s - 2 <= f[0] <= e + 1 for f in found) for s, e in runs)
@@ -134,7 +134,7 @@ def blinks(data: Path) -> None:
         )
     print("\nper clip at the current thresholds: clip | frames | minutes | labelled blinks | found | false")
     for stem, ratio, truth in clips:
-        runs = _runs(list(truth))
+        runs = true_runs(list(truth))
         found = _blinks_found(ratio, face_state.EYE_CLOSED_RATIO, face_state.EYE_OPEN_RATIO)
         hits = sum(any(s - 2 <= f[0] <= e + 1 for f in found) for s, e in runs)
         wrong = sum(not any(s - 2 <= f[0] <= e + 1 for s, e in runs) for f in found)
@@ -185,7 +185,7 @@ def _labelled_clips(data: Path) -> list[tuple[str, np.ndarray, list[tuple[int, i
             np.savez(STATE_CACHE, **cached)
         rows = cached[video.stem]
         count = min(len(labels), len(rows))
-        clips.append((video.stem, rows[:count], _runs(labels[:count]), _minutes(video, count)))
+        clips.append((video.stem, rows[:count], true_runs(labels[:count]), _minutes(video, count)))
     return clips
 
 
@@ -311,9 +311,9 @@ def head_turn(data: Path) -> None:
         ("nose to image right (+)", relative > face_state.TURN_YAW),
         ("nose to image left (-)", relative < -face_state.TURN_YAW),
     ):
-        print(f"{name}: frames {[list(r) for r in _runs(list(flags))]}")
+        print(f"{name}: frames {[list(r) for r in true_runs(list(flags))]}")
     print(f"excursions from frontal (|relative yaw| > {face_state.TURN_YAW / 2:g}): frames, peak")
-    for start, end in _runs(list(np.abs(np.nan_to_num(relative)) > face_state.TURN_YAW / 2)):
+    for start, end in true_runs(list(np.abs(np.nan_to_num(relative)) > face_state.TURN_YAW / 2)):
         peak = relative[start:end][np.nanargmax(np.abs(relative[start:end]))]
         print(f"  {start}-{end - 1}: {peak:+.2f}")
     trace = " ".join(f"{i}:{v:+.2f}" for i, v in enumerate(relative) if i % 5 == 0 and not np.isnan(v))

@@ -41,7 +41,6 @@ from facesvc.engine import FaceEngine
 from facesvc.engine.quality.eyes import MeshEyeOpenness
 from facesvc.engine.quality.fusion import TABLE_FILE, TRANSFORMS, QualityFusion, transform
 from facesvc.engine.quality.measures import Measures, measure
-from facesvc.engine.session.face_state import MeshFaceState
 from facesvc.errors import FaceServiceError
 from facesvc.tools.evaluate import IMPORTER, LFW, SHARED, embedding_key, tsv
 
@@ -129,7 +128,8 @@ def measure_set(folder: Path, cache: Path, engine: FaceEngine | None = None) -> 
     engine = FaceEngine(settings)
     engine.load()
     info = engine.info()
-    eyes = MeshEyeOpenness(MeshFaceState(1))
+    assert engine.face_mesh is not None  # loaded
+    eyes = MeshEyeOpenness(engine.face_mesh)
     rows = tsv(folder / "IDENTITIES.tsv")
     values = np.full((len(rows), len(NAMES)), np.nan)
     embeddings = np.full((len(rows), info.embedding_dim), np.nan)

@@ -128,7 +128,6 @@ def template_choice(measured: cq.Measured, held: np.ndarray) -> str:
     original score, file order) and the share of probes further from it than 0.45 and 0.5
     (a probe's distance to the kept template). What Enroll's template choice rests on
     (facesvc.engine.templates.enrolment.template_quality)."""
-    unit = measured.embeddings / np.linalg.norm(measured.embeddings, axis=1, keepdims=True)
     people: dict[str, list[int]] = {}
     for i in np.flatnonzero(measured.accepted):
         people.setdefault(str(measured.identities[i]), []).append(int(i))
@@ -146,7 +145,9 @@ def template_choice(measured: cq.Measured, held: np.ndarray) -> str:
                 continue
             pool = photos[:3]
             kept = pool[int(np.argmax(rank[pool]))]
-            apart_from += [float(1.0 - unit[kept] @ unit[p]) for p in photos[3:]]
+            probes = measured.embeddings[photos[3:]]
+            kept_rows = np.repeat(measured.embeddings[[kept]], len(probes), axis=0)
+            apart_from += cq.distances(kept_rows, probes, measured.metric).tolist()
         far = np.asarray(apart_from)
         lines.append(
             f"| {label} | {len(far)} | {100 * (far > 0.45).mean():.1f}% | {100 * (far > 0.5).mean():.1f}% |"
