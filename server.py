@@ -1,4 +1,4 @@
-"""Start facesvc: settings from FACESVC_* -> engine(s) -> gRPC and HTTP (facesvc.serve) -> serve until SIGTERM."""
+"""Start facesvc: malloc arenas capped (facesvc.allocator), settings from FACESVC_* -> engine(s) -> gRPC and HTTP (facesvc.serve) -> serve until SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import sys
 
 from pydantic import ValidationError
 
-from facesvc import logs
+from facesvc import allocator, logs
 from facesvc.config import Settings
 from facesvc.engine.templates import KeyRing
 from facesvc.serve import run
 
 
 def main() -> int:
+    allocator.cap_arenas()  # before the servers' threads take arenas of their own
     try:
         settings = Settings()
         if settings.template_keys_file is not None:

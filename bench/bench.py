@@ -24,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import accuracy, enroll_cost, failover, full, sealed
+from bench import accuracy, allocator, enroll_cost, failover, full, sealed
 from bench import http as http_bench
 from bench import identify as identify_bench
 from bench import identify_faces as identify_faces_bench
@@ -52,13 +52,15 @@ def main(argv: list[str] | None = None) -> int:
             "failover",
             "migration",
             "enroll_cost",
+            "allocator",
         ],
         help="run one piece alone: sealed (Identify with sealed templates, bench/SEALED.md), accuracy "
         "(24 MP photo, fused model), liveness (concurrent sessions), http (Enroll over HTTP against "
         "gRPC), identify (10,000 packed and a 3-frame burst against Verify), identify_faces (a 20-face "
         "photo against 20 Identify calls), failover (a replica stopped and killed under load, "
-        "bench/failover.py), migration (Verify with a next model, memory of two models) or enroll_cost (Enroll's stages, "
-        "against DeepFace's REST API side by side, several photos, templates per identity), printed; "
+        "bench/failover.py), migration (Verify with a next model, memory of two models), enroll_cost (Enroll's stages, "
+        "against DeepFace's REST API side by side, several photos, templates per identity) or allocator (malloc arenas: peak RSS against "
+        "throughput, bench/allocator.py), printed; "
         "RESULTS.md is left as is",
     )
     args = parser.parse_args(argv)
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         return migration_bench.main(args.requests)
     if args.only == "enroll_cost":
         return enroll_cost.main(args.requests)
+    if args.only == "allocator":
+        return allocator.main(args.requests)
     if args.only == "accuracy":
         photos = {name: (CELEBS / name).read_bytes() for name in PHOTOS}
         accuracy.run(
