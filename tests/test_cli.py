@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,34 @@ def test_usage_errors_exit_2(facesvc: Run, tmp_path: Path) -> None:
     assert facesvc("identify", CELEBS / "img1.jpg", "--gallery", not_json)[0] == Exit.USAGE
     assert facesvc("frobnicate")[0] == Exit.USAGE
     assert facesvc("verify", CELEBS / "img1.jpg")[0] == Exit.USAGE  # --embedding is required
+
+
+def test_a_usage_error_never_dials_the_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A command reads and checks its inputs before it opens a channel: a typo costs no
+    connection (and no channel closed within milliseconds of opening, which grpcio's
+    connectivity thread can report as a traceback, grpc/grpc#18995). The listener stands in
+    for the service and counts who dials it; `health` shows that it sees a client."""
+    not_json = tmp_path / "embedding.json"
+    not_json.write_text("values: 1, 2, 3")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        target = f"127.0.0.1:{listener.getsockname()[1]}"
+        run = _runner(target, capsys)
+        assert run("enroll", tmp_path / "missing.jpg")[0] == Exit.USAGE
+        assert run("verify", CELEBS / "img1.jpg", "--embedding", not_json)[0] == Exit.USAGE
+        assert run("identify", CELEBS / "img1.jpg", "--gallery", not_json)[0] == Exit.USAGE
+        assert run("identify-faces", tmp_path / "missing.jpg", "--gallery", not_json)[0] == Exit.USAGE
+        listener.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+        # The same listener sees a command that does call.
+        caller = threading.Thread(target=run, args=("health", "--timeout", "2"))
+        caller.start()
+        listener.settimeout(10.0)
+        connection, _ = listener.accept()
+        connection.close()
+        caller.join()
 
 
 def test_installed_tool_reads_stdin_and_environment(target: str) -> None:

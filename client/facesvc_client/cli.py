@@ -307,10 +307,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version, or a usage error (2)
         return int(stop.code or 0)
+    opened: list[FaceClient] = []
+
+    def connect() -> FaceClient:
+        """The client, opened once a command has read and checked its inputs: a usage error
+        never dials the service."""
+        if not opened:
+            opened.append(_client(args))
+        return opened[0]
+
     try:
-        with _client(args) as client:
-            handler = _COMMANDS[args.command]
-            payload, answer = handler(client, args)
+        payload, answer = _COMMANDS[args.command](connect, args)
     except UsageError as error:
         print(f"facesvc: {error}", file=sys.stderr)
         return Exit.USAGE
@@ -320,6 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FaceServiceError as error:
         print(f"facesvc {args.command}: {error}", file=sys.stderr)
         return exit_code_for(error)
+    finally:
+        for client in opened:
+            client.close()
     indent = 2 if getattr(args, "pretty", False) else None
     try:
         print(json.dumps(payload, indent=indent), flush=True)
@@ -342,21 +352,27 @@ def _client(args: argparse.Namespace) -> FaceClient:
     )
 
 
-def _enroll(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    result = client.enroll(
-        _read(args.photo, "photo"),
+#: Opens the client; a command calls it once its inputs are read and checked.
+Connect = Callable[[], FaceClient]
+
+
+def _enroll(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    photo, more = _read(args.photo, "photo"), [_read(path, "photo") for path in args.more_photos]
+    result = connect().enroll(
+        photo,
         face_selection=_selection(args),
         presentation_attack=_attack_mode(args),
-        more_images=[_read(path, "photo") for path in args.more_photos],
+        more_images=more,
         max_templates=args.max_templates,
     )
     return result.to_dict(), True
 
 
-def _verify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+def _verify(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     stored = [embedding for path in args.embedding for embedding in load_embeddings(path)]
-    result = client.verify(
-        _read(args.photo, "photo"),
+    photo = _read(args.photo, "photo")
+    result = connect().verify(
+        photo,
         stored,
         threshold=args.threshold,
         far=args.far,
@@ -366,25 +382,28 @@ def _verify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any
     return result.to_dict(), result.match
 
 
-def _identify(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    result = client.identify(
-        _read(args.photo, "photo"),
-        load_gallery(args.gallery),
+def _identify(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    photo, gallery = _read(args.photo, "photo"), load_gallery(args.gallery)
+    more = [_read(path, "--more") for path in args.more]
+    result = connect().identify(
+        photo,
+        gallery,
         top_k=args.top_k,
         threshold=args.threshold,
         far=args.far,
         fpir=args.fpir,
-        more_images=[_read(path, "--more") for path in args.more],
+        more_images=more,
         face_selection=_selection(args),
         presentation_attack=_attack_mode(args),
     )
     return result.to_dict(), result.best is not None
 
 
-def _identify_faces(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    result = client.identify_faces(
-        _read(args.photo, "photo"),
-        load_gallery(args.gallery),
+def _identify_faces(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    photo, gallery = _read(args.photo, "photo"), load_gallery(args.gallery)
+    result = connect().identify_faces(
+        photo,
+        gallery,
         top_k=args.top_k,
         max_faces=args.max_faces,
         fpir=args.fpir,
@@ -393,17 +412,17 @@ def _identify_faces(client: FaceClient, args: argparse.Namespace) -> tuple[dict[
     return result.to_dict(), bool(result.named)
 
 
-def _reseal(client: FaceClient, args: argparse.Namespace) -> tuple[Any, bool]:
+def _reseal(connect: Connect, args: argparse.Namespace) -> tuple[Any, bool]:
     templates = [template for path in args.files for template in load_embeddings(path)]
-    return [template.to_dict() for template in client.reseal(templates)], True
+    return [template.to_dict() for template in connect().reseal(templates)], True
 
 
-def _health(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
-    result = client.health()
+def _health(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    result = connect().health()
     return result.to_dict(), result.serving
 
 
-def _liveness(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+def _liveness(connect: Connect, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
     try:
         rate, frames = video_frames(args.video, pace=not args.fast)
     except RuntimeError as error:
@@ -418,10 +437,12 @@ def _liveness(client: FaceClient, args: argparse.Namespace) -> tuple[dict[str, A
             print(json.dumps(line | {"timeout_seconds": round(prompt.timeout_seconds, 3)}), flush=True)
 
     stored = [e for path in args.embedding for e in load_embeddings(path)] if args.embedding else None
+    candidates = load_gallery(args.gallery) if args.gallery else None
+    client = connect()
     result = client.check_liveness(
         frames,
         stored=stored,
-        candidates=load_gallery(args.gallery) if args.gallery else None,
+        candidates=candidates,
         top_k=args.top_k,
         frame_rate=min(rate, 60.0),
         on_event=on_event,
@@ -438,7 +459,7 @@ class _SessionFailed(Exception):
     """liveness: the session ended FAILED; its JSON was printed."""
 
 
-_COMMANDS: Mapping[str, Callable[[FaceClient, argparse.Namespace], tuple[Any, bool]]] = {
+_COMMANDS: Mapping[str, Callable[[Connect, argparse.Namespace], tuple[Any, bool]]] = {
     "enroll": _enroll,
     "verify": _verify,
     "identify": _identify,
