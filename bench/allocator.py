@@ -28,6 +28,7 @@ from bench.harness import (
     celebs_photos,
     drive,
     gallery,
+    identify_payloads,
     peak_rss_mb,
     raw_call,
     server_pid,
@@ -51,10 +52,11 @@ LOADS = (("Enroll", 4), ("Enroll", 8), ("Identify 10,000", 4))
 
 def main(requests: int, rounds: int = 4) -> int:
     photos = list(celebs_photos()[0].values())
-    services = {}
-    for arenas, value in ARENAS.items():
-        os.environ.pop("MALLOC_ARENA_MAX", None)  # start_service passes this process's environment on
-        services[arenas] = start_service({} if value is None else {"MALLOC_ARENA_MAX": value})
+    os.environ.pop("MALLOC_ARENA_MAX", None)  # start_service passes this process's environment on
+    services = {
+        arenas: start_service({} if value is None else {"MALLOC_ARENA_MAX": value})
+        for arenas, value in ARENAS.items()
+    }
     options = [("grpc.max_send_message_length", 64 << 20)]
     channels = {
         arenas: grpc.insecure_channel(f"127.0.0.1:{s.port}", options=options)
@@ -68,13 +70,7 @@ def main(requests: int, rounds: int = 4) -> int:
             enroll[DEFAULT](pb.EnrollRequest(image=photos[0]).SerializeToString())
         ).embedding
         payloads = {"Enroll": [pb.EnrollRequest(image=p).SerializeToString() for p in photos]}
-        big = gallery(template, 10_000, packed=False)
-        payloads["Identify 10,000"] = []
-        for image in photos:
-            request = pb.IdentifyRequest()
-            request.CopyFrom(big)
-            request.image = image
-            payloads["Identify 10,000"].append(request.SerializeToString())
+        payloads["Identify 10,000"] = identify_payloads(gallery(template, 10_000, packed=False), photos)
         for arenas in SETTINGS:  # warm: the first calls load lazily
             for payload in payloads["Enroll"][:2]:
                 enroll[arenas](payload)

@@ -32,6 +32,7 @@ from bench.harness import (
     cpu_seconds,
     drive,
     gallery,
+    identify_payloads,
     in_blocks,
     interleaved,
     peak_rss_mb,
@@ -136,12 +137,7 @@ def run(output: Path, requests: int, skip_deepface: bool) -> int:
                 ],
             }
             for label, base in galleries.items():
-                requests[label] = []
-                for image in images:
-                    request = pb.IdentifyRequest()
-                    request.CopyFrom(base)
-                    request.image = image
-                    requests[label].append(request.SerializeToString())
+                requests[label] = identify_payloads(base, images)
             for label, payloads in requests.items():
                 call = enroll if label == "Enroll" else verify if label == "Verify" else identify
                 sent[(label, set_name)] = (call, payloads)

@@ -299,6 +299,17 @@ def gallery(
     )
 
 
+def identify_payloads(base: pb.IdentifyRequest, images: list[bytes]) -> list[bytes]:
+    """`base` (a gallery) with each of `images` as the probe, serialised."""
+    payloads = []
+    for image in images:
+        request = pb.IdentifyRequest()
+        request.CopyFrom(base)
+        request.image = image
+        payloads.append(request.SerializeToString())
+    return payloads
+
+
 # ---- sealed templates -----------------------------------------------------------------------
 
 

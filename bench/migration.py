@@ -53,14 +53,7 @@ def main(requests: int) -> int:
     )
     migrating = FaceEngine(settings)
     migrating.load()
-    plain = FaceEngine(settings.model_copy(update={"model_next": ""}))
-    plain._detector, plain._recognizer, plain._attack = (
-        migrating._detector,
-        migrating._recognizer,
-        migrating._attack,
-    )
-    plain.face_mesh, plain._quality.eyes = migrating.face_mesh, migrating._quality.eyes
-    plain._ready.set()
+    plain = migrating.sharing_models(settings.model_copy(update={"model_next": ""}))
     assert migrating.migration is not None and migrating.migration.next is not None
     reference, probe = (CELEBS / "img1.jpg").read_bytes(), (CELEBS / "img2.jpg").read_bytes()
     stored = [StoredEmbedding(plain.enroll(reference).face.embedding, "SFace")]

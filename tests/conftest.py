@@ -82,20 +82,6 @@ def engine(settings: Settings) -> FaceEngine:
     return engine
 
 
-def sharing_models(settings: Settings, engine: FaceEngine) -> FaceEngine:
-    """A ready engine with other settings that runs `engine`'s loaded networks (detector,
-    recognizer, presentation-attack stage, eye reader), so a test needs no second load."""
-    serving = FaceEngine(settings)
-    serving._detector, serving._recognizer, serving._attack = (
-        engine._detector,
-        engine._recognizer,
-        engine._attack,
-    )
-    serving.face_mesh, serving._quality.eyes = engine.face_mesh, engine._quality.eyes
-    serving._ready.set()
-    return serving
-
-
 def start_server(settings: Settings, engine: FaceEngine) -> FaceServer:
     face_server = create_server(settings, engine)
     face_server.server.start()

@@ -82,6 +82,23 @@ def blink_runs(path: Path) -> list[tuple[int, int]]:
     return true_runs(labels)
 
 
+def clip_frames(clip: Path, wanted: set[int]) -> tuple[dict[int, np.ndarray], float]:
+    """The frames of `clip` at the indices `wanted` (those the clip has), and its frame rate."""
+    capture = cv2.VideoCapture(str(clip))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    frames: dict[int, np.ndarray] = {}
+    index, last = 0, max(wanted, default=-1)
+    while index <= last:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index in wanted:
+            frames[index] = frame
+        index += 1
+    capture.release()
+    return frames, fps
+
+
 def blinking_person(
     clip: Path, limit: int, before: int = 6, after: int = 6
 ) -> tuple[list[np.ndarray], float]:
@@ -93,17 +110,7 @@ def blinking_person(
     wanted = [
         i for start, end in blink_runs(clip) if start >= before for i in range(start - before, end + after)
     ]
-    capture = cv2.VideoCapture(str(clip))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    frames: dict[int, np.ndarray] = {}
-    index, last = 0, max(wanted[:limit])
-    while index <= last:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames[index] = frame
-        index += 1
-    capture.release()
+    frames, fps = clip_frames(clip, set(wanted[:limit]))
     chosen = [frames[i] for i in wanted[:limit] if i in frames]
     assert len(chosen) == min(limit, len(wanted)), clip
     return chosen, fps

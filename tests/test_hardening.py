@@ -31,7 +31,6 @@ from tests.conftest import (
     photo,
     rejection,
     server_environment,
-    sharing_models,
     spawn_server,
     start_server,
 )
@@ -42,7 +41,7 @@ NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 def _server(engine: FaceEngine, **overrides: object) -> FaceServer:
     settings = Settings(port=0, host="127.0.0.1", **overrides)  # type: ignore[arg-type]
-    return start_server(settings, sharing_models(settings, engine))
+    return start_server(settings, engine.sharing_models(settings))
 
 
 @pytest.fixture

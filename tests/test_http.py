@@ -36,7 +36,6 @@ from tests.conftest import (
     log_lines,
     photo,
     rejection,
-    sharing_models,
     spawn_server,
     start_server,
 )
@@ -54,7 +53,7 @@ class Door:
 
     def __init__(self, engine: FaceEngine, **overrides: Any) -> None:
         self.settings = Settings(port=0, host="127.0.0.1", http_port=-1, metrics_port=0, **overrides)
-        self.server: FaceServer = start_server(self.settings, sharing_models(self.settings, engine))
+        self.server: FaceServer = start_server(self.settings, engine.sharing_models(self.settings))
         self.http = HttpServer(self.settings, self.server)
         self.http.start()
         scheme = "https" if self.http.tls else "http"

@@ -25,7 +25,7 @@ from facesvc.tools.evaluate import SHARED
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from tests import images
-from tests.conftest import photo, rejection, sharing_models, start_server
+from tests.conftest import photo, rejection, start_server
 
 LFW = SHARED / "lfw-devtrain"
 #: lfw-devtrain identities beside the six people of the groups folder in the tests' gallery.
@@ -89,7 +89,7 @@ def group_server(engine: FaceEngine) -> Iterator[FaceServer]:
     """The importer's settings for the recognition figures: press photos and stills are
     photos of photos, so the presentation-attack stage only reports."""
     settings = Settings(port=0, host="127.0.0.1", face_selection="central", min_face_size=64)
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     yield face_server
     face_server.stop(None).wait()
 
@@ -247,7 +247,7 @@ def test_enforced_attacks_refuse_faces_and_the_security_log_keeps_counts_not_fac
     # Press photos are photos of photos: under ENFORCE the stage takes many for prints,
     # and faces too small for it are not scorable; the call still answers for each face.
     settings = Settings(port=0, host="127.0.0.1", presentation_attack="enforce")
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
             stub = pb_grpc.FaceServiceStub(channel)
@@ -280,7 +280,7 @@ def test_faces_past_the_servers_time_budget_come_back_out_of_time(
     # A budget no call can meet: the photo is still detected once and every face returned,
     # each refused OUT_OF_TIME rather than the call failing or running on.
     settings = Settings(port=0, host="127.0.0.1", identify_faces_max_seconds=1e-6)
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
             response = pb_grpc.FaceServiceStub(channel).IdentifyFaces(
@@ -295,7 +295,7 @@ def test_faces_past_the_servers_time_budget_come_back_out_of_time(
 
 def test_the_http_route_answers_as_grpc_does(engine: FaceEngine, everyone: pb.PackedGallery) -> None:
     settings = Settings(port=0, host="127.0.0.1", http_port=-1, metrics_port=0)
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     door = HttpServer(settings, face_server)
     door.start()
     try:

@@ -24,7 +24,7 @@ from facesvc.tools.calibrate_open_set import ALIASES
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
 from facesvc_client import Embedding, FaceClient, IdentityUndecidedError, PackedGallery
-from tests.conftest import CELEBS, ROOT, rejection, sharing_models, start_server
+from tests.conftest import CELEBS, ROOT, rejection, start_server
 
 LFW = ROOT.parent / "shared" / "lfw-devtrain"
 GALLERY_SIZE = 1000
@@ -55,7 +55,7 @@ def _order(name: str) -> str:
 @pytest.fixture(scope="module")
 def importer(engine: FaceEngine) -> Iterator[tuple[pb_grpc.FaceServiceStub, str]]:
     settings = Settings(port=0, host="127.0.0.1", **evaluate.IMPORTER)
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     target = f"127.0.0.1:{face_server.port}"
     with grpc.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
         yield pb_grpc.FaceServiceStub(channel), target  # type: ignore[no-untyped-call]
@@ -290,7 +290,7 @@ def test_the_sdk_packs_a_gallery_once_as_float32_or_float16(
 def test_the_rule_can_be_turned_off(engine: FaceEngine) -> None:
     """FACESVC_IDENTIFY_FPIR=0: Identify uses Verify's threshold, as before issue 18; an
     unpublished default refuses to start."""
-    off = sharing_models(Settings(identify_fpir=0), engine)
+    off = engine.sharing_models(Settings(identify_fpir=0))
     assert off.info().open_set is None
     rows = np.random.default_rng(1).standard_normal((50, 128)).astype(np.float32)
     image = (CELEBS / "img1.jpg").read_bytes()
@@ -307,7 +307,7 @@ def test_a_probe_too_near_the_line_is_refused_with_a_reason_when_the_server_asks
     is refused (IDENTITY_UNDECIDED, the SDK's IdentityUndecidedError); an explicit threshold
     is never refused."""
     settings = Settings(port=0, host="127.0.0.1", identify_undecided_margin=0.2, **evaluate.IMPORTER)
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     gallery = sdk_gallery(company)
     try:
         with FaceClient(f"127.0.0.1:{face_server.port}", timeout=60) as client:

@@ -27,7 +27,7 @@ from facesvc.config import Settings
 from facesvc.engine import FaceEngine
 from facesvc.http.server import HttpServer
 from tests import images
-from tests.conftest import ROOT, sharing_models, start_server
+from tests.conftest import ROOT, start_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 BLINK_CLIP = ROOT.parent / "shared" / "liveness" / "blink" / "mahie_test_1.avi"  # 30 fps
@@ -74,7 +74,7 @@ def kiosk_url(engine: FaceEngine) -> Iterator[str]:
         # Two cores shared with the browser: the page's pace may dip below the default 5 fps.
         liveness_min_frame_rate=2,
     )
-    face_server = start_server(settings, sharing_models(settings, engine))
+    face_server = start_server(settings, engine.sharing_models(settings))
     http = HttpServer(settings, face_server)
     http.start()
     yield f"http://127.0.0.1:{http.port}/kiosk"

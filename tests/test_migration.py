@@ -22,7 +22,7 @@ from facesvc.engine.migration import Migration
 from facesvc.errors import ModelUnavailableError
 from facesvc.v1 import face_service_pb2 as pb
 from facesvc.v1 import face_service_pb2_grpc as pb_grpc
-from tests.conftest import CELEBS, PAD, ROOT, identities, pairs, rejection, sharing_models, start_server
+from tests.conftest import CELEBS, PAD, ROOT, identities, pairs, rejection, start_server
 
 LFW = ROOT.parent / "shared" / "lfw-devtrain"
 EXAMPLE = ROOT / "client" / "examples" / "attendance.py"
@@ -62,7 +62,7 @@ def stub(migrating: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
 def fused_stub(migrating: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
     """A server whose current model is the fused one (the same loaded networks)."""
     settings = SETTINGS.model_copy(update={"model": FUSED, "model_next": ""})
-    engine = sharing_models(settings, migrating)
+    engine = migrating.sharing_models(settings)
     assert migrating.migration is not None and migrating.migration.next is not None
     engine._recognizer = migrating.migration.next
     yield from _server(settings, engine)
@@ -208,7 +208,7 @@ def test_frames_not_judged_live_get_none(migrating: FaceEngine) -> None:
     live verdict required, a frame the presentation-attack stage judges a print never
     carries an upgrade, whatever its distance; live frames judged live do."""
     settings = SETTINGS.model_copy(update={"model_upgrade_requires_live": True})
-    engine = sharing_models(settings, migrating)
+    engine = migrating.sharing_models(settings)
     assert migrating.migration is not None
     engine.migration = Migration(settings, migrating._recognizer, migrating.migration.next)  # type: ignore[arg-type]
     lives = sorted((PAD / "nuaa" / "ClientRaw").glob("*/*.jpg"))

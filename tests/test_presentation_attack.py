@@ -47,7 +47,6 @@ from tests.conftest import (
     photo,
     rejection,
     serving_ports,
-    sharing_models,
     spawn_server,
     start_server,
 )
@@ -76,7 +75,7 @@ def kiosk(engine: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
 
 
 def _serve(settings: Settings, engine: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
-    face_server: FaceServer = start_server(settings, sharing_models(settings, engine))
+    face_server: FaceServer = start_server(settings, engine.sharing_models(settings))
     try:
         with grpc.insecure_channel(f"127.0.0.1:{face_server.port}") as channel:
             yield pb_grpc.FaceServiceStub(channel)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import cv2
 import grpc
 import numpy as np
 import pytest
@@ -30,10 +29,9 @@ from tests.conftest import (
     pairs,
     photo,
     rejection,
-    sharing_models,
     start_server,
 )
-from tests.images import blink_runs, jpeg
+from tests.images import blink_runs, clip_frames, jpeg
 
 BLINK_CLIPS = FACES.parent / "liveness" / "blink"
 
@@ -159,15 +157,7 @@ def test_eyes_open_falls_in_a_labelled_blink(stub: pb_grpc.FaceServiceStub) -> N
         wanted = {
             i for s, e in runs if s >= 5 and s - 5 not in closed_frames for i in (s - 5, (s + e - 1) // 2)
         }
-        frames, capture, index = {}, cv2.VideoCapture(str(clip)), 0
-        while index <= max(wanted):
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if index in wanted:
-                frames[index] = jpeg(frame)
-            index += 1
-        capture.release()
+        frames = {i: jpeg(frame) for i, frame in clip_frames(clip, wanted)[0].items()}
         for s, e in runs:
             middle, before = (s + e - 1) // 2, s - 5
             if before in frames and middle in frames:
@@ -240,7 +230,7 @@ def test_verify_and_identify_report_the_probe_quality_and_refuse_below_a_floor(
 def strict(settings: Settings, engine: FaceEngine) -> Iterator[pb_grpc.FaceServiceStub]:
     """A server whose settings ask for floors (the same loaded networks)."""
     strict_settings = settings.model_copy(update={"enroll_min_quality": 70.0, "probe_min_quality": 70.0})
-    face_server = start_server(strict_settings, sharing_models(strict_settings, engine))
+    face_server = start_server(strict_settings, engine.sharing_models(strict_settings))
     channel = grpc.insecure_channel(f"127.0.0.1:{face_server.port}")
     try:
         yield pb_grpc.FaceServiceStub(channel)

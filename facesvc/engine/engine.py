@@ -165,6 +165,15 @@ class FaceEngine:
             },
         )
 
+    def sharing_models(self, settings: Settings) -> FaceEngine:
+        """A ready engine with other `settings` over this loaded one's networks (detector,
+        recognizer, attack stage, Face Mesh): tests and benchmarks, without a second load."""
+        other = FaceEngine(settings)
+        other._detector, other._recognizer, other._attack = self._detector, self._recognizer, self._attack
+        other.face_mesh, other._quality.eyes = self.face_mesh, self._quality.eyes
+        other._ready.set()
+        return other
+
     def _warm_up(self, image: Image | None) -> None:
         """One detection and one embedding, so the first caller pays no lazy initialisation."""
         assert self._detector is not None and self._recognizer is not None

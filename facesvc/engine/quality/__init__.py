@@ -32,10 +32,11 @@ def floor_of(requested: float | None, default: float) -> float:
 class QualityAssessor:
     """The quality stage's decisions for one recognizer (its fitted fusion, if any)."""
 
-    def __init__(self, model: str, threshold: float, eyes: EyeOpenness | None = None) -> None:
+    def __init__(self, model: str, threshold: float) -> None:
         self.threshold = threshold
-        #: What reads the eyelids (None: eyes_open is not measured nor reported).
-        self.eyes = eyes
+        #: What reads the eyelids, set once the engine has loaded its Face Mesh (None:
+        #: eyes_open is not measured nor reported).
+        self.eyes: EyeOpenness | None = None
         tables = load_tables()
         #: Models without a calibration use the default model's fit (SFace's): the image and
         #: geometry terms carry over, the embedding's norm is the model's own, so it is left out.

@@ -61,11 +61,9 @@ DARK_BELOW, WASHED_OUT_ABOVE = 35.0, 225.0
 #: 0.12, 26 pairs) and the fused weight is small (the embedding's norm sees most of them),
 #: so the reason is this fixed limit, as brightness's are: docs/QUALITY.md.
 EYES_CLOSED_BELOW = 0.12
-
-
 #: The eye opening above which a more open eye is no better on lfw-devtrain (the share of a
 #: photo's genuine pairs beyond 0.45 falls from 0.22 under 0.1 and 0.14-0.16 at 0.10-0.16 to
-#: 0.10-0.11 at 0.18-0.25, and is 0.14 over 0.25): the "log_capped" transform is
+#: 0.10-0.12 at 0.16-0.25, and is 0.14 over 0.25): the "log_capped" transform is
 #: log(min(value, OPEN_EYES)).
 OPEN_EYES = 0.2
 
